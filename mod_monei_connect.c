@@ -1,0 +1,122 @@
+/* mod_monei_connect: "Connect your Monei wallet" for any Apache site.
+ *
+ * This file holds only the module record, the directive table and the hook registration;
+ * configuration lives in src/mod_mc_config.c, the session store in src/mod_mc_store.c,
+ * and the httpd-independent core (crypto, records, Monei protocol) in src/mc_*.c. */
+#include "mod_mc.h"
+#include "mod_mc_config.h"
+
+#include "http_request.h"
+#include "http_core.h"
+#include "mod_auth.h"
+#include "http_protocol.h"
+#include "ap_mpm.h"
+#include <curl/curl.h>
+
+
+int mc_config_in_use;
+
+mc_srv_cfg *mc_srv(const request_rec *r)
+{
+    return ap_get_module_config(r->server->module_config, &monei_connect_module);
+}
+
+mc_dir_cfg *mc_dir(const request_rec *r)
+{
+    return ap_get_module_config(r->per_dir_config, &monei_connect_module);
+}
+
+/* Per-request state; an internal redirect or subrequest shares the original's, so the
+ * cookies taken from the first request are still known. */
+mc_req_ctx *mc_ctx(request_rec *r)
+{
+    mc_req_ctx *ctx = ap_get_module_config(r->request_config, &monei_connect_module);
+    request_rec *orig;
+
+    if (ctx) {
+        return ctx;
+    }
+    for (orig = r; orig->prev || orig->main; orig = orig->prev ? orig->prev : orig->main) {
+        ctx = ap_get_module_config((orig->prev ? orig->prev : orig->main)->request_config,
+                                   &monei_connect_module);
+        if (ctx) {
+            break;
+        }
+    }
+    if (!ctx) {
+        ctx = apr_pcalloc(r->pool, sizeof(*ctx));
+    }
+    ap_set_module_config(r->request_config, &monei_connect_module, ctx);
+    return ctx;
+}
+
+int mc_server_active(const mc_srv_cfg *c)
+{
+    return c->client_id && c->client_secret && c->redirect_uri && c->keyring;
+}
+
+static int mc_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    mc_config_pre(pconf);
+    mc_config_in_use = 0;
+    return mc_store_pre_config(pconf);
+}
+
+static apr_status_t mc_curl_cleanup(void *unused)
+{
+    curl_global_cleanup();
+    return APR_SUCCESS;
+}
+
+static int mc_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                          server_rec *s)
+{
+    /* httpd runs post_config once to check and once for real at startup: set up on the
+     * second pass only (the first one's pconf is thrown away anyway). */
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;
+    }
+    if (!mc_config_in_use && !mc_store_config.provider) {
+        return OK;
+    }
+    /* Once per configuration cycle, in the parent, before any thread exists. */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "mc-curl-init: curl_global_init failed");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    apr_pool_cleanup_register(pconf, NULL, mc_curl_cleanup, apr_pool_cleanup_null);
+    if (mc_session_post_config(pconf, s) != OK) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return mc_store_post_config(pconf, s);
+}
+
+static void mc_child_init(apr_pool_t *p, server_rec *s)
+{
+    mc_store_child_init(p, s);
+}
+
+static void mc_register_hooks(apr_pool_t *p)
+{
+    ap_hook_pre_config(mc_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(mc_config_check, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(mc_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(mc_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    /* Our cookies leave the Cookie header before anything else sees the request. */
+    ap_hook_post_read_request(mc_post_read_request, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    /* The redirect URI path answers before mod_proxy or any Location config. */
+    ap_hook_quick_handler(mc_quick_handler, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_check_authn(mc_check_authn, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
+    ap_hook_fixups(mc_fixups, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_handler(mc_handler, NULL, NULL, APR_HOOK_FIRST);
+}
+
+AP_DECLARE_MODULE(monei_connect) = {
+    STANDARD20_MODULE_STUFF,
+    mc_create_dir_cfg,
+    mc_merge_dir_cfg,
+    mc_create_srv_cfg,
+    mc_merge_srv_cfg,
+    mc_cmds,
+    mc_register_hooks
+};

@@ -1,0 +1,210 @@
+/* mc_http implemented with libcurl. One easy handle per thread, reused so connections to
+ * Monei stay alive between requests; created lazily in the worker thread, so none is ever
+ * inherited across fork. */
+#include "mc_http.h"
+
+#include <apr_strings.h>
+#include <apr_time.h>
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ctype.h>
+
+static __thread CURL *thread_handle;
+
+typedef struct {
+    apr_pool_t *p;
+    char *buf;
+    apr_size_t len, cap;
+    int too_big;
+    long retry_after;
+} sink_t;
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
+{
+    sink_t *s = ud;
+    apr_size_t n = size * nmemb;
+
+    if (s->len + n > MC_HTTP_MAX_RESPONSE) {
+        s->too_big = 1;
+        return 0; /* makes curl abort the transfer */
+    }
+    if (s->len + n + 1 > s->cap) {
+        apr_size_t cap = s->cap ? s->cap : 4096;
+        char *nb;
+        while (cap < s->len + n + 1) {
+            cap *= 2;
+        }
+        nb = apr_palloc(s->p, cap);
+        if (s->len) {
+            memcpy(nb, s->buf, s->len);
+        }
+        s->buf = nb;
+        s->cap = cap;
+    }
+    memcpy(s->buf + s->len, data, n);
+    s->len += n;
+    s->buf[s->len] = '\0';
+    return n;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
+{
+    sink_t *s = ud;
+    apr_size_t n = size * nmemb;
+    static const char name[] = "retry-after:";
+
+    if (n > sizeof(name) - 1 && strncasecmp(data, name, sizeof(name) - 1) == 0) {
+        const char *v = data + sizeof(name) - 1;
+        const char *end = data + n;
+        long secs = 0;
+        int digits = 0;
+        while (v < end && (*v == ' ' || *v == '\t')) {
+            v++;
+        }
+        /* Only delta-seconds; an HTTP-date is rare from an API and treated as absent. */
+        while (v < end && isdigit((unsigned char)*v) && digits < 9) {
+            secs = secs * 10 + (*v - '0');
+            v++;
+            digits++;
+        }
+        s->retry_after = digits ? secs : -1;
+    }
+    return n;
+}
+
+static CURL *handle(void)
+{
+    if (!thread_handle) {
+        thread_handle = curl_easy_init();
+    }
+    else {
+        /* Keeps the connection cache; forgets the previous request's options. */
+        curl_easy_reset(thread_handle);
+    }
+    return thread_handle;
+}
+
+static mc_http_err classify(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT:
+        return MC_HTTP_ETIMEOUT;
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        return MC_HTTP_ECONNECT;
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_CACERT_BADFILE:
+#if LIBCURL_VERSION_NUM < 0x073e00
+    case CURLE_SSL_CACERT:
+#endif
+        return MC_HTTP_ETLS;
+    default:
+        return MC_HTTP_EOTHER;
+    }
+}
+
+const char *mc_http_err_str(mc_http_err e)
+{
+    switch (e) {
+    case MC_HTTP_OK: return "ok";
+    case MC_HTTP_ETIMEOUT: return "timeout";
+    case MC_HTTP_ECONNECT: return "connection failed";
+    case MC_HTTP_ETLS: return "TLS verification failed";
+    case MC_HTTP_ETOOBIG: return "response too large";
+    default: return "transport error";
+    }
+}
+
+apr_status_t mc_http_call(apr_pool_t *p, const mc_http_opts *o, const char *url,
+                          const char *bearer, const char *json_body, mc_http_response *resp)
+{
+    CURL *c = handle();
+    struct curl_slist *hdrs = NULL;
+    char errbuf[CURL_ERROR_SIZE] = "";
+    sink_t sink = { p, NULL, 0, 0, 0, -1 };
+    apr_time_t start = apr_time_now();
+    CURLcode rc;
+    long status = 0;
+
+    memset(resp, 0, sizeof(*resp));
+    resp->retry_after = -1;
+    if (!c) {
+        resp->err = MC_HTTP_EOTHER;
+        resp->detail = "curl_easy_init failed";
+        return APR_ENOMEM;
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
+#else
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTPS | CURLPROTO_HTTP));
+#endif
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, o->connect_timeout);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, o->total_timeout);
+    curl_easy_setopt(c, CURLOPT_MAXFILESIZE, (long)MC_HTTP_MAX_RESPONSE);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, o->verify ? 1L : 0L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, o->verify ? 2L : 0L);
+    if (o->ca_file) {
+        curl_easy_setopt(c, CURLOPT_CAINFO, o->ca_file);
+    }
+    if (o->proxy) {
+        curl_easy_setopt(c, CURLOPT_PROXY, o->proxy);
+    }
+    else {
+        /* Ignore http_proxy from httpd's environment: only the directive chooses a proxy. */
+        curl_easy_setopt(c, CURLOPT_PROXY, "");
+    }
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "mod_monei_connect/0.1");
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &sink);
+
+    hdrs = curl_slist_append(hdrs, "Accept: application/json");
+    if (bearer) {
+        hdrs = curl_slist_append(hdrs, apr_pstrcat(p, "Authorization: Bearer ", bearer, NULL));
+    }
+    if (json_body) {
+        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+        hdrs = curl_slist_append(hdrs, "Expect:");
+        curl_easy_setopt(c, CURLOPT_POST, 1L);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, json_body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(json_body));
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+
+    rc = curl_easy_perform(c);
+    /* Header list, body and buffers live on this stack or in p: the reused handle must not
+     * keep pointers to them. */
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, NULL);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, NULL);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, NULL);
+    curl_slist_free_all(hdrs);
+    resp->elapsed = apr_time_now() - start;
+
+    if (sink.too_big || rc == CURLE_FILESIZE_EXCEEDED) {
+        resp->err = MC_HTTP_ETOOBIG;
+        resp->detail = "response larger than the limit";
+        return APR_ENOSPC;
+    }
+    if (rc != CURLE_OK) {
+        resp->err = classify(rc);
+        resp->detail = apr_pstrdup(p, errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        return APR_EGENERAL;
+    }
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    resp->err = MC_HTTP_OK;
+    resp->status = (int)status;
+    resp->body = sink.buf ? sink.buf : "";
+    resp->len = sink.len;
+    resp->retry_after = sink.retry_after;
+    return APR_SUCCESS;
+}

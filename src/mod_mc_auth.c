@@ -1,0 +1,307 @@
+/* AuthType MoneiConnect: authentication, token upkeep on the way, and what downstream
+ * content sees (environment and/or request headers). */
+#include "mod_mc.h"
+#include "mod_mc_store.h"
+#include "mc_monei.h"
+#include "mc_text.h"
+
+#include "http_core.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include <apr_strings.h>
+#include <apr_lib.h>
+
+APLOG_USE_MODULE(monei_connect);
+
+static int is_ours(request_rec *r)
+{
+    const char *t = ap_auth_type(r);
+    return t && !strcasecmp(t, MC_AUTH_TYPE);
+}
+
+int mc_post_read_request(request_rec *r)
+{
+    mc_cookies_take(r);
+    return DECLINED;
+}
+
+/* Refresh the access token when due. Returns 1 when the session may be used, 0 when the
+ * session ended (refresh token rejected), -1 when Monei could not be reached and the token
+ * has expired. */
+static int upkeep_token(request_rec *r, mc_session_rec *s, int force)
+{
+    mc_srv_cfg *c = mc_srv(r);
+    mc_req_ctx *ctx = mc_ctx(r);
+    long before = c->refresh_before != MC_UNSET ? c->refresh_before : 60;
+    apr_int64_t now = apr_time_sec(apr_time_now());
+    int expired = now >= s->expires_at;
+    mc_session_rec *fresh = NULL;
+    mc_api_result res;
+    apr_status_t rv;
+
+    if (!force && now < s->expires_at - before) {
+        return 1;
+    }
+    if (!force && s->refresh_after > now) {
+        /* Monei asked us to wait (429): use the token while it lasts. */
+        return expired ? -1 : 1;
+    }
+    /* Only one refresh per server at a time; requests whose token still works do not wait. */
+    rv = mc_refresh_lock(r->server, expired || force);
+    if (rv == APR_EBUSY) {
+        return 1;
+    }
+    /* Someone may have refreshed while we waited: the store is the truth. */
+    if (mc_session_load_key(r, ctx->store_key, &fresh) == APR_SUCCESS
+        && fresh->generation != s->generation) {
+        mc_refresh_unlock(r->server, rv);
+        fresh->last_active = s->last_active;
+        ctx->sess = fresh;
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "mc-refresh: another request refreshed this session already");
+        return 1;
+    }
+    if (fresh) {
+        s = fresh;
+        ctx->sess = fresh;
+    }
+    if (mc_api_refresh(r, s, &res)) {
+        mc_session_save(r, s, ctx->store_key);
+        ctx->dirty = 0;
+        mc_refresh_unlock(r->server, rv);
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mc-refresh: tokens rotated");
+        return 1;
+    }
+    if (res.http_status == 429) {
+        s->refresh_after = now + (res.retry_after > 0 ? res.retry_after : 30);
+        mc_session_save(r, s, ctx->store_key);
+        ctx->dirty = 0;
+        mc_refresh_unlock(r->server, rv);
+        return (expired || force) ? -1 : 1;
+    }
+    mc_refresh_unlock(r->server, rv);
+    if (res.http_status == 401 || res.http_status == 400 || res.http_status == 404) {
+        /* Another server may have won a race for the same refresh token. */
+        if (mc_session_load_key(r, ctx->store_key, &fresh) == APR_SUCCESS
+            && fresh->generation != s->generation) {
+            ctx->sess = fresh;
+            return 1;
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "mc-refresh: Monei rejected the refresh token; the session ends");
+        return 0;
+    }
+    return (expired || force) ? -1 : 1;
+}
+
+/* Load the session and bring token and snapshot up to date. */
+mc_sess_result mc_session_ready(request_rec *r)
+{
+    mc_req_ctx *ctx = mc_ctx(r);
+    mc_sess_result sr = mc_session_load(r);
+    long max_age = mc_cfg_wallet_max_age(mc_dir(r));
+    apr_int64_t now = apr_time_sec(apr_time_now());
+    int rc;
+
+    if (sr != MC_SESS_OK || ctx->exported) {
+        return sr;
+    }
+    rc = upkeep_token(r, ctx->sess, 0);
+    if (rc == 0) {
+        mc_session_destroy(r);
+        return MC_SESS_NONE;
+    }
+    if (rc > 0 && (max_age == 0 || now - ctx->sess->snapshot_at >= max_age)) {
+        mc_session_rec *s = ctx->sess;
+        int was_stale = s->snapshot_stale;
+        int snap = mc_api_snapshot(r, s);
+        if (snap < 0) {
+            /* The token was refused: one refresh, then one more try. */
+            rc = upkeep_token(r, s, 1);
+            if (rc == 0) {
+                mc_session_destroy(r);
+                return MC_SESS_NONE;
+            }
+            s = ctx->sess;
+            snap = rc > 0 ? mc_api_snapshot(r, s) : 0;
+            if (snap < 0) {
+                ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                              "mc-session: Monei refuses the session's tokens; it ends");
+                mc_session_destroy(r);
+                return MC_SESS_NONE;
+            }
+        }
+        /* Write fresh data, or the first failure; not every request while Monei is down. */
+        if (snap > 0 || s->snapshot_stale != was_stale) {
+            ctx->dirty = 1;
+        }
+    }
+    return MC_SESS_OK;
+}
+
+/* ---------------------------------------------------------------- export */
+
+static int header_prefixed(void *rec, const char *key, const char *value)
+{
+    apr_array_header_t *drop = rec;
+    const char *prefix = ((const char **)drop->elts)[0];
+    if (!strncasecmp(key, prefix, strlen(prefix))) {
+        APR_ARRAY_PUSH(drop, const char *) = key;
+    }
+    return 1;
+}
+
+/* No client can forge our headers: anything with the prefix is removed first. */
+void mc_scrub_headers(request_rec *r)
+{
+    apr_array_header_t *drop = apr_array_make(r->pool, 4, sizeof(const char *));
+    int i;
+    APR_ARRAY_PUSH(drop, const char *) = mc_cfg_header_prefix(mc_dir(r));
+    apr_table_do(header_prefixed, drop, r->headers_in, NULL);
+    for (i = 1; i < drop->nelts; i++) {
+        apr_table_unset(r->headers_in, APR_ARRAY_IDX(drop, i, const char *));
+    }
+}
+
+static void add_scopes(request_rec *r, const char *scopes, apr_table_t *vars)
+{
+    char *copy = apr_pstrdup(r->pool, scopes ? scopes : ""), *last, *w;
+    apr_table_setn(vars, "MONEI_SCOPES", scopes ? scopes : "");
+    for (w = apr_strtok(copy, " ", &last); w; w = apr_strtok(NULL, " ", &last)) {
+        char *name = apr_pstrcat(r->pool, "MONEI_SCOPE_", w, NULL), *ch;
+        for (ch = name; *ch; ch++) {
+            *ch = (*ch == ':') ? '_' : apr_toupper(*ch);
+        }
+        apr_table_setn(vars, name, "1");
+    }
+}
+
+static int export_one(void *rec, const char *key, const char *value)
+{
+    request_rec *r = rec;
+    int mode = mc_cfg_export(mc_dir(r));
+    if (mode & MC_EXPORT_ENV) {
+        apr_table_setn(r->subprocess_env, key, value);
+    }
+    if (mode & MC_EXPORT_HEADERS) {
+        apr_table_setn(r->headers_in,
+                       mc_var_to_header(r->pool, mc_cfg_header_prefix(mc_dir(r)), key),
+                       mc_sanitize_value(r->pool, value));
+    }
+    return 1;
+}
+
+void mc_export(request_rec *r, const mc_session_rec *s)
+{
+    mc_dir_cfg *d = mc_dir(r);
+    apr_table_t *vars = apr_table_make(r->pool, 24);
+    mc_req_ctx *ctx = mc_ctx(r);
+
+    if (ctx->exported) {
+        return;
+    }
+    ctx->exported = 1;
+    mc_scrub_headers(r);
+    if (!s) {
+        apr_table_setn(vars, "MONEI_CONNECTED", "0");
+    }
+    else {
+        apr_table_setn(vars, "MONEI_CONNECTED", "1");
+        add_scopes(r, s->scopes, vars);
+        apr_table_setn(vars, "MONEI_TOKEN_EXPIRES",
+                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT, s->expires_at));
+        if (s->wallet_json && mc_scope_has(s->scopes, "wallet:read")) {
+            mc_export_wallet(r->pool, s->wallet_json, vars);
+        }
+        if (s->user_json && mc_scope_has(s->scopes, "profile:read")) {
+            mc_export_user(r->pool, s->user_json, vars);
+        }
+        if (s->snapshot_at) {
+            apr_table_setn(vars, "MONEI_WALLET_UPDATED",
+                           apr_psprintf(r->pool, "%" APR_INT64_T_FMT, s->snapshot_at));
+        }
+        if (s->snapshot_stale) {
+            apr_table_setn(vars, "MONEI_WALLET_STALE", "1");
+        }
+        if (d->pass_access_token == 1 && s->access_token) {
+            apr_table_setn(vars, "MONEI_ACCESS_TOKEN", s->access_token);
+        }
+    }
+    apr_table_do(export_one, r, vars, NULL);
+}
+
+/* ---------------------------------------------------------------- hooks */
+
+static int unauthenticated(request_rec *r, mc_sess_result sr)
+{
+    int action = mc_cfg_unauth_action(mc_dir(r));
+
+    if (sr == MC_SESS_STORE_DOWN) {
+        return mc_page(r, HTTP_SERVICE_UNAVAILABLE, "store_unavailable",
+                       "Sessions cannot be read right now. Please try again shortly.",
+                       mc_original_url(r));
+    }
+    if (action == MC_UNAUTH_PASS) {
+        mc_export(r, NULL);
+        /* Let Require valid-user through with an empty user: the app sees MONEI_CONNECTED=0. */
+        r->user = "";
+        r->ap_auth_type = MC_AUTH_TYPE;
+        return OK;
+    }
+    if (action == MC_UNAUTH_401 || mc_is_api_client(r) || r->method_number != M_GET
+        || r->main) {
+        return mc_page(r, HTTP_UNAUTHORIZED, "unauthorized",
+                       "Connect your Monei wallet to use this page.", NULL);
+    }
+    return mc_login_start(r, mc_original_url(r), mc_cfg_scope(mc_dir(r)), NULL);
+}
+
+int mc_check_authn(request_rec *r)
+{
+    mc_sess_result sr;
+    mc_req_ctx *ctx;
+
+    if (!is_ours(r)) {
+        return DECLINED;
+    }
+    if (!mc_server_active(mc_srv(r))) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mc-config: AuthType MoneiConnect is used "
+                      "here but this server lacks MoneiConnectClientID/ClientSecret/"
+                      "RedirectURI/CryptoPassphrase");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ctx = mc_ctx(r);
+    sr = mc_session_ready(r);
+    if (sr != MC_SESS_OK) {
+        return unauthenticated(r, sr);
+    }
+    r->user = apr_pstrdup(r->pool, ctx->sess->subject ? ctx->sess->subject : "");
+    r->ap_auth_type = MC_AUTH_TYPE;
+    mc_export(r, ctx->sess);
+    mc_session_finish(r);
+    return OK;
+}
+
+/* Locations that say AuthType MoneiConnect but need no user (Require all granted) never
+ * reach check_authn; they still get the variables, as under MoneiConnectUnauthAction pass. */
+int mc_fixups(request_rec *r)
+{
+    mc_req_ctx *ctx;
+    if (!is_ours(r) || !mc_server_active(mc_srv(r))) {
+        return DECLINED;
+    }
+    ctx = mc_ctx(r);
+    if (ctx->exported) {
+        return DECLINED;
+    }
+    if (mc_session_ready(r) == MC_SESS_OK) {
+        r->user = apr_pstrdup(r->pool, ctx->sess->subject ? ctx->sess->subject : "");
+        r->ap_auth_type = MC_AUTH_TYPE;
+        mc_export(r, ctx->sess);
+        mc_session_finish(r);
+    }
+    else {
+        mc_export(r, NULL);
+    }
+    return DECLINED;
+}

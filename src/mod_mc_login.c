@@ -1,0 +1,253 @@
+/* The connect flow: starting a login (state, PKCE, redirect to Monei) and finishing it on
+ * the redirect URI (state check, code exchange, a brand-new session). */
+#include "mod_mc.h"
+#include "mc_crypto.h"
+#include "mc_monei.h"
+#include "mc_return_to.h"
+
+#include "http_protocol.h"
+#include "http_core.h"
+#include "http_request.h"
+#include "util_script.h"
+#include <apr_strings.h>
+
+APLOG_USE_MODULE(monei_connect);
+
+#define MC_RANDOM_BYTES 32   /* 256 bits for state, binding and PKCE verifier */
+
+/* The URL to come back to after login: this request's path and query (GET only). */
+const char *mc_original_url(request_rec *r)
+{
+    const request_rec *m = r;
+    while (m->prev) {
+        m = m->prev;   /* the URL the browser asked for, not an internal redirect target */
+    }
+    if (m->method_number != M_GET) {
+        return "/";
+    }
+    return m->unparsed_uri && *m->unparsed_uri == '/' ? m->unparsed_uri : "/";
+}
+
+static const char *binding_hash(apr_pool_t *p, const char *binding)
+{
+    unsigned char h[MC_SHA256_LEN];
+    mc_sha256(binding, strlen(binding), h);
+    return mc_b64url_encode(p, h, sizeof(h));
+}
+
+/* Where to send the browser back: only paths here or trusted hosts (no open redirect). */
+static const char *safe_return(request_rec *r, const char *value)
+{
+    const char *safe = NULL;
+    const char *host = apr_table_get(r->headers_in, "Host");
+    if (!value) {
+        return NULL;
+    }
+    if (mc_return_to_check(r->pool, value, host ? host : ap_get_server_name(r),
+                           mc_srv(r)->trusted_hosts, &safe) != APR_SUCCESS) {
+        return NULL;
+    }
+    return safe;
+}
+
+int mc_login_start(request_rec *r, const char *return_to, const char *scope,
+                   const char *base_session)
+{
+    mc_srv_cfg *c = mc_srv(r);
+    mc_req_ctx *ctx = mc_ctx(r);
+    mc_state_rec st;
+    const char *state, *binding, *challenge = NULL, *url;
+
+    mc_cookies_take(r);
+    if (return_to) {
+        const char *safe = safe_return(r, return_to);
+        if (!safe) {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                          "mc-login: return_to refused (not a path here or a trusted host)");
+            return mc_page(r, HTTP_BAD_REQUEST, "invalid_return_to",
+                           "The page to return to after connecting is not on this site.",
+                           NULL);
+        }
+        return_to = safe;
+    }
+    memset(&st, 0, sizeof(st));
+    state = mc_crypto_random_token(r->pool, MC_RANDOM_BYTES);
+    /* One binding cookie per browser, shared by every tab that logs in at once. */
+    binding = ctx->binding ? ctx->binding : mc_crypto_random_token(r->pool, MC_RANDOM_BYTES);
+    if (!state || !binding) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mc-random: no randomness for a login");
+        return mc_page(r, HTTP_INTERNAL_SERVER_ERROR, "server_error",
+                       "The login could not be started.", NULL);
+    }
+    st.created = apr_time_sec(apr_time_now());
+    st.binding = binding_hash(r->pool, binding);
+    st.return_to = return_to ? return_to : "/";
+    st.scopes = scope;
+    st.base_session = base_session;
+    if (c->pkce != 0) {
+        st.verifier = mc_crypto_random_token(r->pool, MC_RANDOM_BYTES);
+        challenge = st.verifier ? mc_pkce_challenge(r->pool, st.verifier) : NULL;
+        if (!challenge) {
+            return mc_page(r, HTTP_INTERNAL_SERVER_ERROR, "server_error",
+                           "The login could not be started.", NULL);
+        }
+    }
+    if (mc_state_put(r, state, &st) != APR_SUCCESS) {
+        return mc_page(r, HTTP_SERVICE_UNAVAILABLE, "store_unavailable",
+                       "Sessions cannot be stored right now. Please try again shortly.",
+                       mc_original_url(r));
+    }
+    mc_set_cookie(r, mc_state_cookie_name(c), binding, MC_STATE_TTL, 1);
+    ctx->binding = binding;
+    url = mc_monei_authorize_url(r->pool,
+                                 c->authorize_url ? c->authorize_url
+                                                  : "https://monei.cc/connect/authorize",
+                                 c->client_id, c->redirect_uri, scope, state, challenge);
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mc-login: sending the browser to Monei for "
+                  "scopes \"%s\"%s", scope, base_session ? " (step-up)" : "");
+    return mc_redirect(r, url);
+}
+
+/* Keep the code and state out of the access log (mod_log_config reads these fields). */
+static void redact_request_line(request_rec *r)
+{
+    const char *q = ap_strchr_c(r->the_request, '?');
+    if (q) {
+        const char *sp = ap_strchr_c(q, ' ');
+        r->the_request = apr_pstrcat(r->pool, apr_pstrmemdup(r->pool, r->the_request,
+                                                             q - r->the_request),
+                                     "?[redacted]", sp ? sp : "", NULL);
+    }
+    r->args = NULL;
+    r->unparsed_uri = r->uri;
+    r->parsed_uri.query = NULL;
+}
+
+/* The REMOTE_USER rule of SPEC.md. */
+static void set_subject(request_rec *r, mc_session_rec *s, const char *old_subject)
+{
+    const char *id = NULL;
+    if (s->user_json && mc_scope_has(s->scopes, "profile:read")) {
+        id = mc_monei_user_id(r->pool, s->user_json);
+    }
+    if (!id && s->wallet_json && mc_scope_has(s->scopes, "wallet:read")) {
+        id = mc_monei_fiat_id(r->pool, s->wallet_json);
+    }
+    if (!id) {
+        id = (old_subject && !strncmp(old_subject, "monei:", 6))
+             ? old_subject
+             : apr_pstrcat(r->pool, "monei:", mc_crypto_random_token(r->pool, 16), NULL);
+    }
+    s->subject = id;
+}
+
+int mc_login_callback(request_rec *r)
+{
+    apr_table_t *q;
+    const char *state, *code, *error;
+    mc_req_ctx *ctx = mc_ctx(r);
+    mc_state_rec st;
+    mc_session_rec *sess, *base = NULL;
+    mc_api_result res;
+    apr_status_t rv;
+    apr_int64_t now = apr_time_sec(apr_time_now());
+
+    ap_args_to_table(r, &q);
+    state = apr_table_get(q, "state");
+    code = apr_table_get(q, "code");
+    error = apr_table_get(q, "error");
+    redact_request_line(r);
+    mc_no_store(r);
+    mc_cookies_take(r);
+
+    /* State first, before anything in the query is trusted or the code is used. */
+    if (!state || !*state || strlen(state) > 128) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mc-callback: no state in the callback");
+        return mc_page(r, HTTP_BAD_REQUEST, "invalid_state",
+                       "This sign-in link is incomplete. Please start again.", "/");
+    }
+    rv = mc_state_take(r, state, &st);
+    if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "mc-store-get: cannot read a login state");
+        return mc_page(r, HTTP_SERVICE_UNAVAILABLE, "store_unavailable",
+                       "Sessions cannot be read right now. Please try again shortly.", "/");
+    }
+    if (rv == APR_NOTFOUND) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "mc-callback: unknown, expired or already used state");
+        return mc_page(r, HTTP_BAD_REQUEST, "invalid_state",
+                       "This sign-in link has expired or was already used. "
+                       "Please start again.", "/");
+    }
+    if (!ctx->binding || strcmp(binding_hash(r->pool, ctx->binding), st.binding) != 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      "mc-callback: state belongs to another browser (binding cookie %s)",
+                      ctx->binding ? "differs" : "missing");
+        return mc_page(r, HTTP_BAD_REQUEST, "invalid_state",
+                       "This sign-in was started in another browser or has expired. "
+                       "Please start again here.", st.return_to);
+    }
+    if (now - st.created > MC_STATE_TTL || now < st.created - 60) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mc-callback: state expired");
+        return mc_page(r, HTTP_BAD_REQUEST, "invalid_state",
+                       "This sign-in link has expired. Please start again.", st.return_to);
+    }
+    if (error) {
+        const char *desc = apr_table_get(q, "error_description");
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mc-callback: Monei returned an error "
+                      "(%s)", ap_escape_logitem(r->pool, error));
+        if (!strcmp(error, "access_denied")) {
+            return mc_page(r, HTTP_FORBIDDEN, "access_denied",
+                           "You chose not to connect your Monei wallet, so nothing was "
+                           "shared with this site.", st.return_to);
+        }
+        return mc_page(r, HTTP_BAD_GATEWAY, error,
+                       desc ? apr_pstrcat(r->pool, "Monei could not complete the connection: ",
+                                          desc, NULL)
+                            : "Monei could not complete the connection.", st.return_to);
+    }
+    if (!code || !*code || strlen(code) > 2048) {
+        return mc_page(r, HTTP_BAD_REQUEST, "invalid_request",
+                       "This sign-in link is incomplete. Please start again.", st.return_to);
+    }
+
+    sess = apr_pcalloc(r->pool, sizeof(*sess));
+    if (!mc_api_exchange_code(r, code, st.verifier, sess, &res)) {
+        int status = mc_api_status_for(&res);
+        if (res.retry_after > 0) {
+            apr_table_setn(r->err_headers_out, "Retry-After",
+                           apr_psprintf(r->pool, "%ld", res.retry_after));
+        }
+        return mc_page(r, status, res.error ? res.error : "token_exchange_failed",
+                       status == HTTP_GATEWAY_TIME_OUT
+                           ? "Monei did not answer in time. Please try again."
+                           : "Monei did not accept the connection. Please try again.",
+                       st.return_to);
+    }
+    sess->created = now;
+    sess->last_active = now;
+    /* Step-up: the new grant adds to what the session already had. */
+    if (st.base_session
+        && mc_session_load_key(r, st.base_session, &base) == APR_SUCCESS && base) {
+        sess->scopes = mc_scope_union(r->pool, base->scopes, sess->scopes);
+        sess->created = base->created;
+        mc_api_revoke(r, base->access_token);
+    }
+    if (mc_api_snapshot(r, sess) < 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      "mc-callback: Monei rejected the new token when reading the wallet");
+    }
+    set_subject(r, sess, base ? base->subject : NULL);
+    if (st.base_session && (!ctx->store_key || strcmp(ctx->store_key, st.base_session))) {
+        /* The session being extended was not this browser's cookie: drop it anyway. */
+        ctx->store_key = st.base_session;
+    }
+    if (!mc_session_create(r, sess)) {
+        return mc_page(r, HTTP_SERVICE_UNAVAILABLE, "store_unavailable",
+                       "Your session could not be stored. Please try again shortly.",
+                       st.return_to);
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mc-callback: connected (scopes \"%s\")",
+                  sess->scopes);
+    return mc_redirect(r, st.return_to);
+}

@@ -1,0 +1,116 @@
+/* What people and programs see when something stops them: short HTML pages for browsers,
+ * {"error","message"} JSON for API clients, redirects with the right cache headers. */
+#include "mod_mc.h"
+#include "mc_text.h"
+
+#include "http_protocol.h"
+#include "http_core.h"
+#include "http_request.h"
+#include <apr_strings.h>
+
+APLOG_USE_MODULE(monei_connect);
+
+/* SPEC.md's rule: scripts and fetches are never redirected to Monei. */
+int mc_is_api_client(const request_rec *r)
+{
+    const char *v;
+
+    v = apr_table_get(r->headers_in, "X-Requested-With");
+    if (v && !strcasecmp(v, "XMLHttpRequest")) {
+        return 1;
+    }
+    v = apr_table_get(r->headers_in, "Sec-Fetch-Mode");
+    if (v && strcasecmp(v, "navigate")) {
+        return 1;
+    }
+    v = apr_table_get(r->headers_in, "Sec-Fetch-Dest");
+    if (v && strcasecmp(v, "document")) {
+        return 1;
+    }
+    v = apr_table_get(r->headers_in, "Accept");
+    if (v && !ap_strcasestr(v, "text/html") && !ap_strcasestr(v, "application/xhtml+xml")
+        && !ap_strstr_c(v, "*/*")) {
+        return 1;
+    }
+    return 0;
+}
+
+void mc_no_store(request_rec *r)
+{
+    apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+    apr_table_setn(r->err_headers_out, "Pragma", "no-cache");
+    apr_table_setn(r->err_headers_out, "Referrer-Policy", "no-referrer");
+}
+
+int mc_redirect(request_rec *r, const char *location)
+{
+    mc_no_store(r);
+    apr_table_setn(r->err_headers_out, "Location", location);
+    return HTTP_MOVED_TEMPORARILY;
+}
+
+static const char *title_for(int status)
+{
+    switch (status) {
+    case HTTP_BAD_REQUEST: return "This sign-in link cannot be used";
+    case HTTP_UNAUTHORIZED: return "Please connect your Monei wallet";
+    case HTTP_FORBIDDEN: return "Access not granted";
+    case HTTP_BAD_GATEWAY: return "Monei did not complete the request";
+    case HTTP_SERVICE_UNAVAILABLE: return "Temporarily unavailable";
+    case HTTP_GATEWAY_TIME_OUT: return "Monei did not answer in time";
+    default: return "Something went wrong";
+    }
+}
+
+/* Is there an ErrorDocument for this status here? (core keeps them per directory.) */
+static int error_document_for(request_rec *r, int status)
+{
+    core_dir_config *conf = ap_get_core_module_config(r->per_dir_config);
+    int idx = ap_index_of_response(status);
+    return conf && conf->response_code_strings && conf->response_code_strings[idx];
+}
+
+/* Writes the page and returns what the calling hook must return. An ErrorDocument the
+ * admin configured for this status wins over our page. */
+int mc_page(request_rec *r, int status, const char *error, const char *message,
+            const char *retry_url)
+{
+    int api = mc_is_api_client(r);
+
+    mc_no_store(r);
+    if (status == HTTP_UNAUTHORIZED) {
+        apr_table_setn(r->err_headers_out, "WWW-Authenticate",
+                       apr_psprintf(r->pool, "%s realm=\"%s\"", MC_AUTH_TYPE,
+                                    ap_escape_quotes(r->pool, ap_get_server_name(r))));
+    }
+    if (error_document_for(r, status)) {
+        return status;
+    }
+    r->status = status;
+    if (api) {
+        ap_set_content_type(r, "application/json");
+        ap_rprintf(r, "{\"error\":%s,\"message\":%s}\n", mc_json_escape_string(r->pool, error),
+                   mc_json_escape_string(r->pool, message));
+    }
+    else {
+        ap_set_content_type(r, "text/html; charset=utf-8");
+        ap_rprintf(r,
+                   "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                   "<meta name=\"viewport\" content=\"width=device-width\">"
+                   "<title>%s</title>"
+                   "<style>body{font:16px/1.5 system-ui,sans-serif;max-width:34em;"
+                   "margin:4em auto;padding:0 1em;color:#222}a.button{display:inline-block;"
+                   "padding:.5em 1em;background:#0b5;color:#fff;border-radius:4px;"
+                   "text-decoration:none}small{color:#777}</style></head><body>"
+                   "<h1>%s</h1><p>%s</p>%s<p><small>Error: %s (HTTP %d)</small></p>"
+                   "</body></html>\n",
+                   mc_html_escape(r->pool, title_for(status)),
+                   mc_html_escape(r->pool, title_for(status)),
+                   mc_html_escape(r->pool, message),
+                   retry_url ? apr_psprintf(r->pool, "<p><a class=\"button\" href=\"%s\">"
+                                            "Try again</a></p>",
+                                            mc_html_escape(r->pool, retry_url)) : "",
+                   mc_html_escape(r->pool, error), status);
+    }
+    return DONE;
+}

@@ -1,0 +1,246 @@
+/* ap_socache glue for the session store (after mod_ssl's ssl_scache.c: a mutex only when the
+ * provider says it needs one). */
+#include "mod_mc.h"
+#include "mod_mc_config.h"
+#include "mod_mc_store.h"
+
+#include "ap_provider.h"
+#include "ap_socache.h"
+#include "util_mutex.h"
+#include "http_log.h"
+#include <apr_strings.h>
+
+APLOG_USE_MODULE(monei_connect);
+
+#define MC_MUTEX_TYPE "monei-connect-store"
+#define MC_REFRESH_MUTEX_TYPE "monei-connect-refresh"
+/* ap_socache's cache names are limited to 16 characters. */
+#define MC_CACHE_NAME "monei-connect"
+
+static ap_socache_instance_t *store_instance;
+static apr_global_mutex_t *store_mutex;
+static apr_global_mutex_t *refresh_mutex;
+static server_rec *destroy_server;
+
+/* The provider's resources (shm segment, connections) belong to this configuration cycle. */
+static apr_status_t store_destroy(void *unused)
+{
+    if (store_instance && mc_store_config.provider) {
+        mc_store_config.provider->destroy(store_instance, destroy_server);
+    }
+    store_instance = NULL;
+    return APR_SUCCESS;
+}
+
+int mc_store_pre_config(apr_pool_t *pconf)
+{
+    apr_status_t rv;
+    store_instance = NULL;
+    store_mutex = NULL;
+    refresh_mutex = NULL;
+    rv = ap_mutex_register(pconf, MC_MUTEX_TYPE, NULL, APR_LOCK_DEFAULT, 0);
+    if (rv == APR_SUCCESS) {
+        rv = ap_mutex_register(pconf, MC_REFRESH_MUTEX_TYPE, NULL, APR_LOCK_DEFAULT, 0);
+    }
+    return rv == APR_SUCCESS ? OK : !OK;
+}
+
+int mc_store_check(apr_pool_t *pconf, apr_pool_t *ptemp)
+{
+    const char *name = mc_store_config.provider_name ? mc_store_config.provider_name : "shmcb";
+    const char *err;
+
+    mc_store_config.provider = ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, name,
+                                                  AP_SOCACHE_PROVIDER_VERSION);
+    if (!mc_store_config.provider) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG | APLOG_STARTUP, 0, NULL,
+                     "mod_monei_connect: MoneiConnectSessionStore%s%s%s: the session store "
+                     "provider '%s' is not loaded; add "
+                     "\"LoadModule socache_%s_module modules/mod_socache_%s.so\" "
+                     "(Debian: a2enmod socache_%s)",
+                     mc_store_config.at.file ? " at " : " (default)",
+                     mc_store_config.at.file ? mc_store_config.at.file : "",
+                     mc_store_config.at.file ? apr_psprintf(ptemp, ":%d", mc_store_config.at.line)
+                                             : "",
+                     name, name, name, name);
+        return !OK;
+    }
+    err = mc_store_config.provider->create(&store_instance, mc_store_config.provider_args,
+                                           ptemp, pconf);
+    if (err) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG | APLOG_STARTUP, 0, NULL,
+                     "mod_monei_connect: MoneiConnectSessionStore %s: %s", name, err);
+        return !OK;
+    }
+    return OK;
+}
+
+int mc_store_post_config(apr_pool_t *pconf, server_rec *s)
+{
+    struct ap_socache_hints hints = { 0 };
+    apr_status_t rv;
+
+    if (!store_instance) {
+        return OK;
+    }
+    if (mc_store_config.provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE) {
+        rv = ap_global_mutex_create(&store_mutex, NULL, MC_MUTEX_TYPE, NULL, s, pconf, 0);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
+                         "mc-store-mutex: cannot create the session store mutex");
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    rv = ap_global_mutex_create(&refresh_mutex, NULL, MC_REFRESH_MUTEX_TYPE, NULL, s, pconf, 0);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
+                     "mc-refresh-mutex: cannot create the token refresh mutex");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    /* Sizes of what we store: 44-byte keys, records around 1 KB, sessions live for hours. */
+    hints.avg_id_len = 44;
+    hints.avg_obj_size = 1024;
+    hints.expiry_interval = 60;
+    rv = mc_store_config.provider->init(store_instance, MC_CACHE_NAME, &hints, s, pconf);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
+                     "mc-store-init: cannot initialise the session store (%s)",
+                     mc_store_config.provider_name ? mc_store_config.provider_name : "shmcb");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    destroy_server = s;
+    apr_pool_cleanup_register(pconf, NULL, store_destroy, apr_pool_cleanup_null);
+    return OK;
+}
+
+static void reattach(apr_global_mutex_t **m, apr_pool_t *p, server_rec *s, const char *what)
+{
+    if (*m) {
+        apr_status_t rv = apr_global_mutex_child_init(m, apr_global_mutex_lockfile(*m), p);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                         "mc-store-child: cannot re-attach the %s mutex", what);
+        }
+    }
+}
+
+void mc_store_child_init(apr_pool_t *p, server_rec *s)
+{
+    reattach(&store_mutex, p, s, "session store");
+    reattach(&refresh_mutex, p, s, "token refresh");
+}
+
+apr_status_t mc_refresh_lock(server_rec *s, int wait)
+{
+    apr_status_t rv;
+    if (!refresh_mutex) {
+        return APR_ENOLOCK;
+    }
+    rv = wait ? apr_global_mutex_lock(refresh_mutex) : apr_global_mutex_trylock(refresh_mutex);
+    if (rv != APR_SUCCESS && !APR_STATUS_IS_EBUSY(rv)) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, "mc-refresh-lock: mutex failed");
+        return APR_ENOLOCK;
+    }
+    return APR_STATUS_IS_EBUSY(rv) ? APR_EBUSY : APR_SUCCESS;
+}
+
+void mc_refresh_unlock(server_rec *s, apr_status_t locked)
+{
+    if (locked == APR_SUCCESS && refresh_mutex) {
+        apr_global_mutex_unlock(refresh_mutex);
+    }
+}
+
+static void lock(server_rec *s)
+{
+    if (store_mutex) {
+        apr_status_t rv = apr_global_mutex_lock(store_mutex);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, "mc-store-lock: mutex lock failed");
+        }
+    }
+}
+
+static void unlock(server_rec *s)
+{
+    if (store_mutex) {
+        apr_global_mutex_unlock(store_mutex);
+    }
+}
+
+static apr_status_t retrieve(server_rec *s, const char *key, apr_pool_t *p,
+                             unsigned char **data, apr_size_t *len)
+{
+    unsigned char *buf = apr_palloc(p, MC_STORE_MAX_RECORD);
+    unsigned int n = MC_STORE_MAX_RECORD;
+    apr_status_t rv = mc_store_config.provider->retrieve(
+        store_instance, s, (const unsigned char *)key, (unsigned int)strlen(key), buf, &n, p);
+    if (rv == APR_SUCCESS) {
+        *data = buf;
+        *len = n;
+    }
+    return rv;
+}
+
+apr_status_t mc_store_get(server_rec *s, const char *key, apr_pool_t *p,
+                          unsigned char **data, apr_size_t *len)
+{
+    apr_status_t rv;
+    if (!store_instance) {
+        return APR_EINIT;
+    }
+    lock(s);
+    rv = retrieve(s, key, p, data, len);
+    unlock(s);
+    return rv;
+}
+
+apr_status_t mc_store_put(server_rec *s, const char *key, apr_time_t expiry,
+                          const unsigned char *data, apr_size_t len, apr_pool_t *p)
+{
+    apr_status_t rv;
+    if (!store_instance) {
+        return APR_EINIT;
+    }
+    if (len > MC_STORE_MAX_RECORD) {
+        return APR_ENOSPC;
+    }
+    lock(s);
+    rv = mc_store_config.provider->store(store_instance, s, (const unsigned char *)key,
+                                         (unsigned int)strlen(key), expiry,
+                                         (unsigned char *)data, (unsigned int)len, p);
+    unlock(s);
+    return rv;
+}
+
+apr_status_t mc_store_remove(server_rec *s, const char *key, apr_pool_t *p)
+{
+    apr_status_t rv;
+    if (!store_instance) {
+        return APR_EINIT;
+    }
+    lock(s);
+    rv = mc_store_config.provider->remove(store_instance, s, (const unsigned char *)key,
+                                          (unsigned int)strlen(key), p);
+    unlock(s);
+    return rv;
+}
+
+apr_status_t mc_store_take(server_rec *s, const char *key, apr_pool_t *p,
+                           unsigned char **data, apr_size_t *len)
+{
+    apr_status_t rv;
+    if (!store_instance) {
+        return APR_EINIT;
+    }
+    lock(s);
+    rv = retrieve(s, key, p, data, len);
+    if (rv == APR_SUCCESS) {
+        /* Remove before anyone else can read it: a state is used once. (Across servers on
+         * redis/memcache this is two calls; the state's browser binding still holds.) */
+        mc_store_config.provider->remove(store_instance, s, (const unsigned char *)key,
+                                         (unsigned int)strlen(key), p);
+    }
+    unlock(s);
+    return rv;
+}

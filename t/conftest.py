@@ -1,0 +1,46 @@
+"""Shared fixtures: the run directory, a throwaway CA, the Monei sandbox, private httpds."""
+import os
+import shutil
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
+
+import harness  # noqa: E402
+
+
+def pytest_sessionstart(session):
+    # xdist-free suite: one run directory per session, wiped at the start so the log guard
+    # only sees this run's logs.
+    if os.environ.get("MC_KEEP_RUN") != "1" and os.path.isdir(harness.RUN):
+        shutil.rmtree(harness.RUN)
+    os.makedirs(harness.RUN, exist_ok=True)
+    for v in (harness.CLIENT_SECRET, harness.PASSPHRASE):
+        harness.record_secret(v)
+
+
+@pytest.fixture(scope="session")
+def ca():
+    return harness.CA(os.path.join(harness.RUN, "ca"))
+
+
+@pytest.fixture(scope="session")
+def sandbox(ca):
+    sb = harness.Sandbox("sandbox", ca=ca).start()
+    yield sb
+    sb.stop()
+
+
+@pytest.fixture
+def httpd_factory():
+    started = []
+
+    def make(name, body, **kw):
+        h = harness.Httpd(name, body, **kw)
+        started.append(h)
+        return h
+
+    yield make
+    for h in started:
+        h.stop()

@@ -1,0 +1,312 @@
+"""Test harness: a private httpd with the built module, the Monei sandbox, and a throwaway CA.
+
+Everything a run produces (configs, logs, secrets seen) lives under t/run/ so that the log
+guard can scan every log afterwards. Ports are taken from a per-run range on 127.0.0.1.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Under /tmp, not the checkout: httpd's children run as www-data when the suite runs as root,
+# and a checkout under /root is not readable to them.
+RUN = os.environ.get("MC_RUN_DIR", "/tmp/mod_monei_connect-t-run")
+HTDOCS = os.path.join(RUN, "htdocs")
+HTTPD = os.environ.get("HTTPD", "/usr/sbin/apache2")
+MODULE = os.environ.get("MODULE", os.path.join(ROOT, "mod_monei_connect.so"))
+MODDIR = os.environ.get("APACHE_MODULES", "/usr/lib/apache2/modules")
+PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+SECRETS_SEEN = os.path.join(RUN, "secrets-seen.txt")
+
+CLIENT_ID = "mc_testclient01"
+CLIENT_SECRET = "mcs_" + "S3cr3tForTests" + "x9q7w2"
+PASSPHRASE = "test-passphrase-" + "k2j4h6g8f0d9s7a5"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def record_secret(value):
+    """Remember a value that must never appear in a log (cookie values, tokens seen by tests)."""
+    if not value:
+        return
+    os.makedirs(RUN, exist_ok=True)
+    with open(SECRETS_SEEN, "a") as f:
+        f.write(value + "\n")
+
+
+def prepare_htdocs():
+    """Copy t/htdocs (CGI, SSI pages) to where www-data can read it."""
+    if os.path.isdir(HTDOCS):
+        return
+    os.makedirs(RUN, exist_ok=True)
+    os.chmod(RUN, 0o755)
+    shutil.copytree(os.path.join(ROOT, "t", "htdocs"), HTDOCS)
+    for dirpath, _, files in os.walk(HTDOCS):
+        os.chmod(dirpath, 0o755)
+        for fn in files:
+            fp = os.path.join(dirpath, fn)
+            os.chmod(fp, 0o755 if fn.endswith(".cgi") else 0o644)
+
+
+def wait_port(port, timeout=10.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("nothing listens on port %d" % port)
+
+
+class CA:
+    """A throwaway CA and a server certificate for 127.0.0.1/localhost."""
+
+    def __init__(self, directory):
+        self.dir = directory
+        os.makedirs(directory, exist_ok=True)
+        self.ca_cert = os.path.join(directory, "ca.pem")
+        self.ca_key = os.path.join(directory, "ca.key")
+        self.cert = os.path.join(directory, "server.pem")
+        self.key = os.path.join(directory, "server.key")
+        if not os.path.exists(self.cert):
+            self._make()
+
+    def _run(self, *args):
+        subprocess.run(["openssl"] + list(args), check=True, cwd=self.dir,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def _make(self):
+        self._run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                  "-subj", "/CN=mod_monei_connect test CA", "-keyout", self.ca_key,
+                  "-out", self.ca_cert, "-addext", "basicConstraints=critical,CA:TRUE",
+                  "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        self._run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+                  "-keyout", self.key, "-out", "server.csr")
+        ext = os.path.join(self.dir, "ext.cnf")
+        with open(ext, "w") as f:
+            f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+                    "extendedKeyUsage=serverAuth\n")
+        self._run("x509", "-req", "-in", "server.csr", "-CA", self.ca_cert, "-CAkey",
+                  self.ca_key, "-CAcreateserial", "-days", "2", "-out", self.cert,
+                  "-extfile", ext)
+        os.chmod(self.key, 0o644)  # httpd children (www-data) may read it in TLS tests
+
+
+class Sandbox:
+    """The Monei sandbox provider as a subprocess (sandbox/monei_sandbox.py)."""
+
+    def __init__(self, name="sandbox", ca=None, clients=()):
+        self.dir = os.path.join(RUN, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.port = free_port()
+        self.tls_port = free_port() if ca else None
+        self.ca = ca
+        self.secrets_file = os.path.join(self.dir, "secrets.txt")
+        self.clients = list(clients)
+        self.proc = None
+
+    @property
+    def http(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    @property
+    def https(self):
+        return "https://127.0.0.1:%d" % self.tls_port
+
+    def start(self):
+        cmd = [PYTHON, os.path.join(ROOT, "sandbox", "monei_sandbox.py"),
+               "--port", str(self.port), "--secrets-file", self.secrets_file, "--quiet"]
+        if self.ca:
+            cmd += ["--tls-port", str(self.tls_port), "--cert", self.ca.cert,
+                    "--key", self.ca.key]
+        for c in self.clients:
+            cmd += ["--client", c]
+        log = open(os.path.join(self.dir, "sandbox.log"), "a")
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=log)
+        wait_port(self.port)
+        if self.tls_port:
+            wait_port(self.tls_port)
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.proc = None
+
+    def control(self, path, body=None, method=None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.http + "/_sandbox/" + path, data=data,
+                                     method=method or ("POST" if data is not None else "GET"),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read() or b"{}")
+
+    def register(self, client_id, secret, redirect_uris):
+        return self.control("clients", {"client_id": client_id, "client_secret": secret,
+                                        "redirect_uris": list(redirect_uris)})
+
+    def counters(self):
+        return self.control("counters")
+
+    def reset(self):
+        return self.control("reset", {})
+
+
+BASE_MODULES = ["mpm_event", "authn_core", "authz_core", "authz_host", "authz_user",
+                "mime", "dir", "alias", "env", "headers", "setenvif", "include", "cgid",
+                "socache_shmcb"]
+
+
+class Httpd:
+    """A private httpd (event MPM, several children) running the built module."""
+
+    def __init__(self, name, body, modules=(), port=None, load_monei=True, tls=None,
+                 exclude=()):
+        self.name = name
+        self.dir = os.path.join(RUN, "httpd-" + name)
+        self.port = port or free_port()
+        self.body = body
+        self.modules = [m for m in BASE_MODULES if m not in exclude]
+        self.modules += [m for m in modules if m not in self.modules]
+        self.load_monei = load_monei
+        self.tls = tls
+        self.conf = os.path.join(self.dir, "httpd.conf")
+        self.error_log = os.path.join(self.dir, "logs", "error_log")
+
+    @property
+    def url(self):
+        return "%s://127.0.0.1:%d" % ("https" if self.tls else "http", self.port)
+
+    def write_conf(self):
+        prepare_htdocs()
+        os.makedirs(os.path.join(self.dir, "logs"), exist_ok=True)
+        os.chmod(self.dir, 0o755)
+        loads = "\n".join("LoadModule %s_module %s/mod_%s.so" % (m, MODDIR, m)
+                          for m in self.modules)
+        if self.load_monei:
+            loads += "\nLoadModule monei_connect_module %s" % MODULE
+        user = "User www-data\nGroup www-data\n" if os.geteuid() == 0 else ""
+        tls = ""
+        if self.tls:
+            tls = ("SSLEngine on\nSSLCertificateFile %s\nSSLCertificateKeyFile %s\n"
+                   % (self.tls.cert, self.tls.key))
+        conf = f"""# generated by t/lib/harness.py
+ServerRoot {self.dir}
+{loads}
+{user}Listen 127.0.0.1:{self.port}
+ServerName 127.0.0.1:{self.port}
+PidFile {self.dir}/httpd.pid
+Mutex file:{self.dir} default
+ScriptSock {self.dir}/cgisock
+ErrorLog {self.error_log}
+LogLevel warn monei_connect:debug
+LogFormat "%h %u \\"%r\\" %>s %b \\"%{{Cookie}}i\\" \\"%{{Referer}}i\\"" full
+CustomLog {self.dir}/logs/access_log full
+TypesConfig /etc/mime.types
+DocumentRoot {HTDOCS}
+StartServers 2
+ServerLimit 4
+ThreadsPerChild 16
+MaxRequestWorkers 64
+MinSpareThreads 8
+MaxSpareThreads 64
+KeepAliveTimeout 2
+{tls}
+<Directory {HTDOCS}>
+    Options +Includes +ExecCGI
+    AddHandler cgi-script .cgi
+    AddOutputFilter INCLUDES .shtml
+    AddType text/html .shtml
+    Require all granted
+</Directory>
+{self.body}
+"""
+        with open(self.conf, "w") as f:
+            f.write(conf)
+
+    def _ctl(self, *args, timeout=30):
+        return subprocess.run([HTTPD, "-f", self.conf] + list(args), capture_output=True,
+                              text=True, timeout=timeout)
+
+    def configtest(self):
+        self.write_conf()
+        r = self._ctl("-t")
+        return r.returncode, r.stdout + r.stderr
+
+    def start(self):
+        self.write_conf()
+        r = self._ctl("-k", "start")
+        if r.returncode != 0:
+            raise RuntimeError("httpd %s failed to start: %s%s\n%s" % (
+                self.name, r.stdout, r.stderr, self.tail_error_log()))
+        wait_port(self.port)
+        return self
+
+    def graceful(self):
+        r = self._ctl("-k", "graceful")
+        assert r.returncode == 0, r.stderr
+        time.sleep(1.0)
+        wait_port(self.port)
+
+    def stop(self):
+        pidfile = os.path.join(self.dir, "httpd.pid")
+        if not os.path.exists(pidfile):
+            return
+        self._ctl("-k", "stop")
+        deadline = time.time() + 10
+        while os.path.exists(pidfile) and time.time() < deadline:
+            time.sleep(0.05)
+
+    def tail_error_log(self, n=40):
+        try:
+            with open(self.error_log, errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    def error_log_text(self):
+        try:
+            with open(self.error_log, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+
+def monei_directives(sandbox, port, scheme="http", api="https", extra=""):
+    """The required directives for a server on `port`, pointing at `sandbox`; registers the
+    redirect URI with the sandbox. Secrets are given as file: values like production."""
+    redirect = "%s://127.0.0.1:%d/monei/callback" % (scheme, port)
+    sandbox.register(CLIENT_ID, CLIENT_SECRET, [redirect])
+    secret_file = os.path.join(RUN, "client-secret")
+    pass_file = os.path.join(RUN, "session-key")
+    for path, value in ((secret_file, CLIENT_SECRET), (pass_file, PASSPHRASE)):
+        with open(path, "w") as f:
+            f.write(value + "\n")
+        os.chmod(path, 0o600)
+    base = sandbox.https if api == "https" else sandbox.http
+    return f"""MoneiConnectClientID {CLIENT_ID}
+MoneiConnectClientSecret file:{secret_file}
+MoneiConnectRedirectURI {redirect}
+MoneiConnectCryptoPassphrase file:{pass_file}
+MoneiConnectAuthorizeURL {base}/connect/authorize
+MoneiConnectAPIBase {base}/api/v1
+MoneiConnectCAFile {sandbox.ca.ca_cert if sandbox.ca else "/etc/ssl/certs/ca-certificates.crt"}
+MoneiConnectHTTPTimeout 2 4
+{extra}
+"""
