@@ -216,12 +216,15 @@ void mc_export(request_rec *r, const mc_session_rec *s)
         if (s->user_json && mc_scope_has(s->scopes, "profile:read")) {
             mc_export_user(r->pool, s->user_json, vars);
         }
-        if (s->snapshot_at) {
-            apr_table_setn(vars, "MONEI_WALLET_UPDATED",
-                           apr_psprintf(r->pool, "%" APR_INT64_T_FMT, s->snapshot_at));
-        }
-        if (s->snapshot_stale) {
-            apr_table_setn(vars, "MONEI_WALLET_STALE", "1");
+        /* Snapshot bookkeeping only exists when something was granted to snapshot. */
+        if (mc_scope_has(s->scopes, "wallet:read") || mc_scope_has(s->scopes, "profile:read")) {
+            if (s->snapshot_at) {
+                apr_table_setn(vars, "MONEI_WALLET_UPDATED",
+                               apr_psprintf(r->pool, "%" APR_INT64_T_FMT, s->snapshot_at));
+            }
+            if (s->snapshot_stale) {
+                apr_table_setn(vars, "MONEI_WALLET_STALE", "1");
+            }
         }
         if (d->pass_access_token == 1 && s->access_token) {
             apr_table_setn(vars, "MONEI_ACCESS_TOKEN", s->access_token);

@@ -104,9 +104,13 @@ void mc_set_cookie(request_rec *r, const char *name, const char *value, long max
     if (lax_at_least && !strcmp(samesite, "Strict")) {
         samesite = "Lax";
     }
-    apr_table_addn(r->err_headers_out, "Set-Cookie",
-                   mc_cookie_set_header(r->pool, name, value ? value : "", max_age,
-                                        mc_cfg_secure(c), samesite));
+    const char *hdr = mc_cookie_set_header(r->pool, name, value ? value : "", max_age,
+                                           mc_cfg_secure(c), samesite);
+    if (!hdr) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mc-cookie: cannot build cookie %s", name);
+        return;
+    }
+    apr_table_addn(r->err_headers_out, "Set-Cookie", hdr);
 }
 
 static apr_status_t seal_put(request_rec *r, const char *key, const unsigned char *plain,
@@ -285,6 +289,9 @@ const char *mc_session_create(request_rec *r, mc_session_rec *sess)
         return NULL;
     }
     /* The session the browser had before (if any) ends here: no fixation, no orphan. */
+    if (!ctx->store_key && ctx->session_id) {
+        ctx->store_key = mc_store_key(r->pool, 's', ctx->session_id);
+    }
     if (ctx->store_key) {
         mc_store_remove(r->server, ctx->store_key, r->pool);
     }

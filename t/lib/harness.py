@@ -310,3 +310,60 @@ MoneiConnectCAFile {sandbox.ca.ca_cert if sandbox.ca else "/etc/ssl/certs/ca-cer
 MoneiConnectHTTPTimeout 2 4
 {extra}
 """
+
+
+class EchoBackend:
+    """t/lib/echo_backend.py as a subprocess: what a proxied application receives."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen([PYTHON, os.path.join(ROOT, "t", "lib", "echo_backend.py"),
+                                      str(self.port)])
+        wait_port(self.port)
+        return self
+
+    def stop(self):
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(5)
+
+
+class Redis:
+    """A private redis-server on a loopback port, no persistence."""
+
+    def __init__(self, name="redis"):
+        self.port = free_port()
+        self.dir = os.path.join(RUN, name)
+        self.proc = None
+
+    def start(self):
+        os.makedirs(self.dir, exist_ok=True)
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind",
+                                      "127.0.0.1", "--save", "", "--appendonly", "no",
+                                      "--dir", self.dir, "--logfile",
+                                      os.path.join(self.dir, "redis.log")])
+        wait_port(self.port)
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(5)
+        self.proc = None
+
+    def cli(self, *args):
+        r = subprocess.run(["redis-cli", "-p", str(self.port), "--no-raw"] + list(args),
+                           capture_output=True, timeout=10)
+        return r.stdout
+
+    def keys(self):
+        out = subprocess.run(["redis-cli", "-p", str(self.port), "--raw", "KEYS", "*"],
+                             capture_output=True, timeout=10).stdout
+        return [k for k in out.split(b"\n") if k]
+
+    def get(self, key):
+        return subprocess.run(["redis-cli", "-p", str(self.port), "--raw", "GET", key],
+                              capture_output=True, timeout=10).stdout
