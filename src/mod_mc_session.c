@@ -188,6 +188,8 @@ static apr_time_t session_expiry(request_rec *r, const mc_session_rec *s)
     return apr_time_from_sec(end);
 }
 
+static long activity_granularity(const mc_srv_cfg *c);
+
 mc_sess_result mc_session_load(request_rec *r)
 {
     mc_req_ctx *ctx = mc_ctx(r);
@@ -227,7 +229,7 @@ mc_sess_result mc_session_load(request_rec *r)
         mc_session_destroy(r);
         return MC_SESS_NONE;
     }
-    if (now - s->last_active >= MC_ACTIVITY_GRANULARITY) {
+    if (now - s->last_active >= activity_granularity(c)) {
         s->last_active = now;
         ctx->dirty = 1;
     }
@@ -247,14 +249,38 @@ apr_status_t mc_session_save(request_rec *r, mc_session_rec *sess, const char *s
     return seal_put(r, store_key, plain, plen, session_expiry(r, sess));
 }
 
-/* Write back a session changed during the request (activity clock, refreshed snapshot). */
+/* Write back a session changed during the request (activity clock, refreshed snapshot).
+ * Never over a newer token pair: a save that raced a refresh would put a spent refresh
+ * token back into the store, so skip it when a refresh is running or has happened since
+ * this request read the record; the next request writes again. */
 void mc_session_finish(request_rec *r)
 {
     mc_req_ctx *ctx = mc_ctx(r);
-    if (ctx->sess && ctx->dirty && ctx->store_key) {
-        ctx->dirty = 0;
+    mc_session_rec *stored = NULL;
+    apr_status_t locked;
+
+    if (!ctx->sess || !ctx->dirty || !ctx->store_key) {
+        return;
+    }
+    ctx->dirty = 0;
+    locked = mc_refresh_lock(r->server, 0);
+    if (locked == APR_EBUSY) {
+        return;
+    }
+    if (mc_session_load_key(r, ctx->store_key, &stored) == APR_SUCCESS
+        && stored->generation == ctx->sess->generation) {
         mc_session_save(r, ctx->sess, ctx->store_key);
     }
+    mc_refresh_unlock(r->server, locked);
+}
+
+/* How often the inactivity clock is written: once a minute, or more often for short
+ * timeouts so that an active user is never taken for an idle one. */
+static long activity_granularity(const mc_srv_cfg *c)
+{
+    long inactivity = c->inactivity_timeout != MC_UNSET ? c->inactivity_timeout : 1800;
+    long g = inactivity / 4;
+    return g < 1 ? 1 : (g > MC_ACTIVITY_GRANULARITY ? MC_ACTIVITY_GRANULARITY : g);
 }
 
 void mc_session_cookie_clear(request_rec *r)

@@ -158,8 +158,10 @@ class Sandbox:
             return json.loads(resp.read() or b"{}")
 
     def register(self, client_id, secret, redirect_uris):
+        # Several httpds of a run share the client: keep every redirect URI registered.
+        self.redirects = getattr(self, "redirects", set()) | set(redirect_uris)
         return self.control("clients", {"client_id": client_id, "client_secret": secret,
-                                        "redirect_uris": list(redirect_uris)})
+                                        "redirect_uris": sorted(self.redirects)})
 
     def counters(self):
         return self.control("counters")
@@ -359,11 +361,21 @@ class Redis:
                            capture_output=True, timeout=10)
         return r.stdout
 
+    # mod_socache_redis stores "<cache name>:" + hex(key); these helpers speak store keys.
+    PREFIX = b"monei-connect:"
+
     def keys(self):
         out = subprocess.run(["redis-cli", "-p", str(self.port), "--raw", "KEYS", "*"],
                              capture_output=True, timeout=10).stdout
-        return [k for k in out.split(b"\n") if k]
+        keys = []
+        for k in out.split(b"\n"):
+            if k.startswith(self.PREFIX):
+                keys.append(bytes.fromhex(k[len(self.PREFIX):].decode()))
+        return keys
 
     def get(self, key):
-        return subprocess.run(["redis-cli", "-p", str(self.port), "--raw", "GET", key],
+        if isinstance(key, str):
+            key = key.encode()
+        raw = self.PREFIX + key.hex().encode()
+        return subprocess.run(["redis-cli", "-p", str(self.port), "--raw", "GET", raw],
                               capture_output=True, timeout=10).stdout
