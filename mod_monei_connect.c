@@ -109,6 +109,10 @@ static void mc_register_hooks(apr_pool_t *p)
     ap_hook_check_authn(mc_check_authn, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_fixups(mc_fixups, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_handler(mc_handler, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_note_auth_failure(mc_note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_insert_error_filter(mc_insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
+    mc_authz_register(p);
+    mc_pages_register(p);
 }
 
 AP_DECLARE_MODULE(monei_connect) = {

@@ -27,12 +27,14 @@ static const mc_field_desc mc_session_fields[] = {
     { 0x05, MC_FT_INT64,  offsetof(mc_session_rec, refresh_after) },
     { 0x06, MC_FT_INT64,  offsetof(mc_session_rec, generation) },
     { 0x07, MC_FT_BOOL,   offsetof(mc_session_rec, snapshot_stale) },
+    { 0x08, MC_FT_INT64,  offsetof(mc_session_rec, declined_at) },
     { 0x10, MC_FT_STRING, offsetof(mc_session_rec, access_token) },
     { 0x11, MC_FT_STRING, offsetof(mc_session_rec, refresh_token) },
     { 0x12, MC_FT_STRING, offsetof(mc_session_rec, scopes) },
     { 0x13, MC_FT_STRING, offsetof(mc_session_rec, subject) },
     { 0x14, MC_FT_STRING, offsetof(mc_session_rec, wallet_json) },
     { 0x15, MC_FT_STRING, offsetof(mc_session_rec, user_json) },
+    { 0x16, MC_FT_STRING, offsetof(mc_session_rec, declined) },
 };
 
 static const mc_field_desc mc_state_fields[] = {

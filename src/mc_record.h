@@ -50,6 +50,8 @@ typedef struct {
     const char *wallet_json;    /* compact JSON of /wallet/me data, NULL if none */
     const char *user_json;      /* compact JSON of /user/me data, NULL if none */
     int snapshot_stale;         /* 1 when last fetch failed and an older snapshot is served */
+    const char *declined;       /* scopes the user declined at the last step-up, NULL if none */
+    apr_int64_t declined_at;    /* when; a page needing them shows 403 instead of looping */
 } mc_session_rec;
 
 typedef struct {

@@ -31,6 +31,7 @@ typedef struct {
     int dirty;                  /* sess must be written back */
     int exported;               /* variables already set for this request */
     int store_down;             /* the store failed during this request */
+    struct mc_error_look *error_look; /* how an authz denial's error page must look */
 } mc_req_ctx;
 
 /* Outcome of getting a usable session for a request. */
@@ -91,11 +92,29 @@ void mc_no_store(request_rec *r);
 int mc_page(request_rec *r, int status, const char *error, const char *message,
             const char *retry_url);
 int mc_redirect(request_rec *r, const char *location);
+int mc_page_with(request_rec *r, int status, const char *error, const char *message,
+                 const char *retry_url, const char *retry_label);
+#define MC_TYPE_FILTER "MONEI_CONNECT_TYPE"
+void mc_pages_register(apr_pool_t *p);
+int mc_error_document_for(request_rec *r, int status);
+const char *mc_page_body(request_rec *r, int status, const char *error, const char *message,
+                         const char *retry_url, const char *retry_label, int api);
+void mc_page_as_error(request_rec *r, int status, const char *error, const char *message,
+                      const char *retry_url, const char *retry_label);
+void mc_redirect_as_error(request_rec *r, const char *url);
+void mc_insert_error_filter(request_rec *r);
+int mc_note_auth_failure(request_rec *r, const char *auth_type);
+
+/* mod_mc_authz.c */
+void mc_authz_register(apr_pool_t *p);
+const char *mc_stepup_url(request_rec *r, const char *scopes, const char *return_to);
 
 /* mod_mc_login.c */
 int mc_login_start(request_rec *r, const char *return_to, const char *scope,
                    const char *base_session);
 int mc_login_callback(request_rec *r);
+int mc_login_prepare(request_rec *r, const char *return_to, const char *scope,
+                     const char *base_session, const char **url);
 const char *mc_original_url(request_rec *r);
 
 /* mod_mc_auth.c */

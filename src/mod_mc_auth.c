@@ -19,23 +19,59 @@ static int is_ours(request_rec *r)
     return t && !strcasecmp(t, MC_AUTH_TYPE);
 }
 
+/* mod_authz_core asks the AuthType's module to describe the challenge of a 401. */
+int mc_note_auth_failure(request_rec *r, const char *auth_type)
+{
+    if (!auth_type || strcasecmp(auth_type, MC_AUTH_TYPE)) {
+        return DECLINED;
+    }
+    apr_table_setn(r->err_headers_out, "WWW-Authenticate",
+                   apr_psprintf(r->pool, "%s realm=\"%s\"", MC_AUTH_TYPE,
+                                ap_escape_quotes(r->pool, ap_get_server_name(r))));
+    return OK;
+}
+
 int mc_post_read_request(request_rec *r)
 {
     mc_cookies_take(r);
     return DECLINED;
 }
 
+/* Use a record another request wrote after refreshing (keep our activity stamp). */
+static int adopt_if_refreshed(request_rec *r, mc_session_rec **s)
+{
+    mc_req_ctx *ctx = mc_ctx(r);
+    mc_session_rec *fresh = NULL;
+    if (mc_session_load_key(r, ctx->store_key, &fresh) == APR_SUCCESS
+        && fresh->generation != (*s)->generation) {
+        fresh->last_active = (*s)->last_active;
+        ctx->sess = *s = fresh;
+        return 1;
+    }
+    if (fresh) {
+        ctx->sess = *s = fresh;
+    }
+    return 0;
+}
+
 /* Refresh the access token when due. Returns 1 when the session may be used, 0 when the
- * session ended (refresh token rejected), -1 when Monei could not be reached and the token
- * has expired. */
+ * session ended (refresh token rejected), -1 when no usable token could be had.
+ *
+ * One refresh per session at a time: a lock record in the store (expiring only after the
+ * longest possible call to Monei). Requests whose token still works do not wait; requests
+ * whose token has expired wait for the holder and take the record it wrote. A request that
+ * loses a race across servers (Monei answers 401 for a rotated token) re-reads the store. */
 static int upkeep_token(request_rec *r, mc_session_rec *s, int force)
 {
     mc_srv_cfg *c = mc_srv(r);
     mc_req_ctx *ctx = mc_ctx(r);
     long before = c->refresh_before != MC_UNSET ? c->refresh_before : 60;
+    mc_http_opts o = mc_api_opts(c);
+    apr_interval_time_t ttl = apr_time_from_sec(o.total_timeout + 10);
+    apr_time_t deadline = apr_time_now() + ttl;
     apr_int64_t now = apr_time_sec(apr_time_now());
-    int expired = now >= s->expires_at;
-    mc_session_rec *fresh = NULL;
+    int must = force || now >= s->expires_at;
+    const char *lock_key;
     mc_api_result res;
     apr_status_t rv;
 
@@ -44,31 +80,36 @@ static int upkeep_token(request_rec *r, mc_session_rec *s, int force)
     }
     if (!force && s->refresh_after > now) {
         /* Monei asked us to wait (429): use the token while it lasts. */
-        return expired ? -1 : 1;
+        return must ? -1 : 1;
     }
-    /* Only one refresh per server at a time; requests whose token still works do not wait. */
-    rv = mc_refresh_lock(r->server, expired || force);
-    if (rv == APR_EBUSY) {
-        return 1;
+    lock_key = mc_store_key(r->pool, 'l', ctx->session_id);
+    while ((rv = mc_store_lock(r->server, lock_key, ttl, r->pool)) == APR_EBUSY) {
+        if (!must) {
+            return 1;
+        }
+        apr_sleep(apr_time_from_msec(50));
+        if (adopt_if_refreshed(r, &s)) {
+            return 1;
+        }
+        if (apr_time_now() > deadline) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                          "mc-refresh: gave up waiting for another request's refresh");
+            return -1;
+        }
     }
-    /* Someone may have refreshed while we waited: the store is the truth. */
-    if (mc_session_load_key(r, ctx->store_key, &fresh) == APR_SUCCESS
-        && fresh->generation != s->generation) {
-        mc_refresh_unlock(r->server, rv);
-        fresh->last_active = s->last_active;
-        ctx->sess = fresh;
+    if (rv != APR_SUCCESS) {
+        return must ? -1 : 1;
+    }
+    if (adopt_if_refreshed(r, &s)) {
+        mc_store_remove(r->server, lock_key, r->pool);
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                       "mc-refresh: another request refreshed this session already");
         return 1;
     }
-    if (fresh) {
-        s = fresh;
-        ctx->sess = fresh;
-    }
     if (mc_api_refresh(r, s, &res)) {
         mc_session_save(r, s, ctx->store_key);
         ctx->dirty = 0;
-        mc_refresh_unlock(r->server, rv);
+        mc_store_remove(r->server, lock_key, r->pool);
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mc-refresh: tokens rotated");
         return 1;
     }
@@ -76,22 +117,20 @@ static int upkeep_token(request_rec *r, mc_session_rec *s, int force)
         s->refresh_after = now + (res.retry_after > 0 ? res.retry_after : 30);
         mc_session_save(r, s, ctx->store_key);
         ctx->dirty = 0;
-        mc_refresh_unlock(r->server, rv);
-        return (expired || force) ? -1 : 1;
+        mc_store_remove(r->server, lock_key, r->pool);
+        return must ? -1 : 1;
     }
-    mc_refresh_unlock(r->server, rv);
+    mc_store_remove(r->server, lock_key, r->pool);
     if (res.http_status == 401 || res.http_status == 400 || res.http_status == 404) {
         /* Another server may have won a race for the same refresh token. */
-        if (mc_session_load_key(r, ctx->store_key, &fresh) == APR_SUCCESS
-            && fresh->generation != s->generation) {
-            ctx->sess = fresh;
+        if (adopt_if_refreshed(r, &s)) {
             return 1;
         }
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                       "mc-refresh: Monei rejected the refresh token; the session ends");
         return 0;
     }
-    return (expired || force) ? -1 : 1;
+    return must ? -1 : 1;
 }
 
 /* Load the session and bring token and snapshot up to date. */

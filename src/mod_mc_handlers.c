@@ -36,6 +36,10 @@ static int login(request_rec *r, apr_table_t *q)
     else {
         scope = mc_cfg_scope(mc_dir(r));
     }
+    /* A step-up extends the browser's current session; the callback unions the scopes. */
+    if (has_arg(q, "stepup") && mc_session_load(r) == MC_SESS_OK) {
+        return mc_login_start(r, arg(r, q, "return_to"), scope, mc_ctx(r)->store_key);
+    }
     return mc_login_start(r, arg(r, q, "return_to"), scope, NULL);
 }
 

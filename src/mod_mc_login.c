@@ -15,6 +15,8 @@ APLOG_USE_MODULE(monei_connect);
 
 #define MC_RANDOM_BYTES 32   /* 256 bits for state, binding and PKCE verifier */
 
+static const char *safe_return(request_rec *r, const char *value);
+
 /* The URL to come back to after login: this request's path and query (GET only). */
 const char *mc_original_url(request_rec *r)
 {
@@ -22,10 +24,11 @@ const char *mc_original_url(request_rec *r)
     while (m->prev) {
         m = m->prev;   /* the URL the browser asked for, not an internal redirect target */
     }
-    if (m->method_number != M_GET) {
+    if (m->method_number != M_GET || !m->unparsed_uri) {
         return "/";
     }
-    return m->unparsed_uri && *m->unparsed_uri == '/' ? m->unparsed_uri : "/";
+    /* "GET //evil.example/" is a valid request line but must not become a redirect there. */
+    return safe_return(r, m->unparsed_uri) ? m->unparsed_uri : "/";
 }
 
 static const char *binding_hash(apr_pool_t *p, const char *binding)
@@ -50,15 +53,58 @@ static const char *safe_return(request_rec *r, const char *value)
     return safe;
 }
 
-int mc_login_start(request_rec *r, const char *return_to, const char *scope,
-                   const char *base_session)
+/* Create the login state and its browser-binding cookie; *url is where to send the
+ * browser. Returns OK, or an HTTP status after writing nothing (the caller shows a page). */
+int mc_login_prepare(request_rec *r, const char *return_to, const char *scope,
+                     const char *base_session, const char **url)
 {
     mc_srv_cfg *c = mc_srv(r);
     mc_req_ctx *ctx = mc_ctx(r);
     mc_state_rec st;
-    const char *state, *binding, *challenge = NULL, *url;
+    const char *state, *binding, *challenge = NULL;
 
     mc_cookies_take(r);
+    memset(&st, 0, sizeof(st));
+    state = mc_crypto_random_token(r->pool, MC_RANDOM_BYTES);
+    /* One binding cookie per browser, shared by every tab that logs in at once. */
+    binding = ctx->binding ? ctx->binding : mc_crypto_random_token(r->pool, MC_RANDOM_BYTES);
+    if (!state || !binding) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mc-random: no randomness for a login");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    st.created = apr_time_sec(apr_time_now());
+    st.binding = binding_hash(r->pool, binding);
+    st.return_to = return_to ? return_to : "/";
+    st.scopes = scope;
+    st.base_session = base_session;
+    if (c->pkce != 0) {
+        st.verifier = mc_crypto_random_token(r->pool, MC_RANDOM_BYTES);
+        challenge = st.verifier ? mc_pkce_challenge(r->pool, st.verifier) : NULL;
+        if (!challenge) {
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    if (mc_state_put(r, state, &st) != APR_SUCCESS) {
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    mc_set_cookie(r, mc_state_cookie_name(c), binding, MC_STATE_TTL, 1);
+    ctx->binding = binding;
+    *url = mc_monei_authorize_url(r->pool,
+                                  c->authorize_url ? c->authorize_url
+                                                   : "https://monei.cc/connect/authorize",
+                                  c->client_id, c->redirect_uri, scope, state, challenge);
+    mc_no_store(r);
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mc-login: sending the browser to Monei for "
+                  "scopes \"%s\"%s", scope, base_session ? " (step-up)" : "");
+    return *url ? OK : HTTP_INTERNAL_SERVER_ERROR;
+}
+
+int mc_login_start(request_rec *r, const char *return_to, const char *scope,
+                   const char *base_session)
+{
+    const char *url = NULL;
+    int rc;
+
     if (return_to) {
         const char *safe = safe_return(r, return_to);
         if (!safe) {
@@ -70,41 +116,15 @@ int mc_login_start(request_rec *r, const char *return_to, const char *scope,
         }
         return_to = safe;
     }
-    memset(&st, 0, sizeof(st));
-    state = mc_crypto_random_token(r->pool, MC_RANDOM_BYTES);
-    /* One binding cookie per browser, shared by every tab that logs in at once. */
-    binding = ctx->binding ? ctx->binding : mc_crypto_random_token(r->pool, MC_RANDOM_BYTES);
-    if (!state || !binding) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mc-random: no randomness for a login");
-        return mc_page(r, HTTP_INTERNAL_SERVER_ERROR, "server_error",
-                       "The login could not be started.", NULL);
-    }
-    st.created = apr_time_sec(apr_time_now());
-    st.binding = binding_hash(r->pool, binding);
-    st.return_to = return_to ? return_to : "/";
-    st.scopes = scope;
-    st.base_session = base_session;
-    if (c->pkce != 0) {
-        st.verifier = mc_crypto_random_token(r->pool, MC_RANDOM_BYTES);
-        challenge = st.verifier ? mc_pkce_challenge(r->pool, st.verifier) : NULL;
-        if (!challenge) {
-            return mc_page(r, HTTP_INTERNAL_SERVER_ERROR, "server_error",
-                           "The login could not be started.", NULL);
-        }
-    }
-    if (mc_state_put(r, state, &st) != APR_SUCCESS) {
-        return mc_page(r, HTTP_SERVICE_UNAVAILABLE, "store_unavailable",
+    rc = mc_login_prepare(r, return_to, scope, base_session, &url);
+    if (rc == HTTP_SERVICE_UNAVAILABLE) {
+        return mc_page(r, rc, "store_unavailable",
                        "Sessions cannot be stored right now. Please try again shortly.",
                        mc_original_url(r));
     }
-    mc_set_cookie(r, mc_state_cookie_name(c), binding, MC_STATE_TTL, 1);
-    ctx->binding = binding;
-    url = mc_monei_authorize_url(r->pool,
-                                 c->authorize_url ? c->authorize_url
-                                                  : "https://monei.cc/connect/authorize",
-                                 c->client_id, c->redirect_uri, scope, state, challenge);
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mc-login: sending the browser to Monei for "
-                  "scopes \"%s\"%s", scope, base_session ? " (step-up)" : "");
+    if (rc != OK) {
+        return mc_page(r, rc, "server_error", "The login could not be started.", NULL);
+    }
     return mc_redirect(r, url);
 }
 
@@ -139,6 +159,36 @@ static void set_subject(request_rec *r, mc_session_rec *s, const char *old_subje
              : apr_pstrcat(r->pool, "monei:", mc_crypto_random_token(r->pool, 16), NULL);
     }
     s->subject = id;
+}
+
+/* Both subjects name the same Monei account, or neither can tell (pseudonyms). */
+static int same_account(const char *a, const char *b)
+{
+    if (!a || !b || !strncmp(a, "monei:", 6) || !strncmp(b, "monei:", 6)) {
+        return 1;
+    }
+    return strcmp(a, b) == 0;
+}
+
+static const char *scopes_not_granted(request_rec *r, const char *asked, const char *granted)
+{
+    apr_array_header_t *need = apr_array_make(r->pool, 4, sizeof(const char *));
+    char *copy = apr_pstrdup(r->pool, asked ? asked : ""), *last, *w;
+    for (w = apr_strtok(copy, " ", &last); w; w = apr_strtok(NULL, " ", &last)) {
+        APR_ARRAY_PUSH(need, const char *) = w;
+    }
+    return need->nelts ? mc_scope_missing(r->pool, granted ? granted : "", need) : "";
+}
+
+/* The user said no to a step-up: the session stays as it was, and remembers the refusal. */
+static void remember_decline(request_rec *r, const char *key, const char *scopes)
+{
+    mc_session_rec *base = NULL;
+    if (mc_session_load_key(r, key, &base) == APR_SUCCESS) {
+        base->declined = scopes;
+        base->declined_at = apr_time_sec(apr_time_now());
+        mc_session_save(r, base, key);
+    }
 }
 
 int mc_login_callback(request_rec *r)
@@ -196,6 +246,13 @@ int mc_login_callback(request_rec *r)
         const char *desc = apr_table_get(q, "error_description");
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mc-callback: Monei returned an error "
                       "(%s)", ap_escape_logitem(r->pool, error));
+        if (!strcmp(error, "access_denied") && st.base_session) {
+            remember_decline(r, st.base_session, st.scopes);
+            return mc_page_with(r, HTTP_FORBIDDEN, "access_denied",
+                                apr_psprintf(r->pool, "You did not grant the permission this "
+                                             "page needs: %s.", st.scopes),
+                                mc_stepup_url(r, st.scopes, st.return_to), "Grant permission");
+        }
         if (!strcmp(error, "access_denied")) {
             return mc_page(r, HTTP_FORBIDDEN, "access_denied",
                            "You chose not to connect your Monei wallet, so nothing was "
@@ -226,18 +283,34 @@ int mc_login_callback(request_rec *r)
     }
     sess->created = now;
     sess->last_active = now;
-    /* Step-up: the new grant adds to what the session already had. */
     if (st.base_session
-        && mc_session_load_key(r, st.base_session, &base) == APR_SUCCESS && base) {
-        sess->scopes = mc_scope_union(r->pool, base->scopes, sess->scopes);
-        sess->created = base->created;
-        mc_api_revoke(r, base->access_token);
+        && mc_session_load_key(r, st.base_session, &base) != APR_SUCCESS) {
+        base = NULL;
     }
     if (mc_api_snapshot(r, sess) < 0) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                       "mc-callback: Monei rejected the new token when reading the wallet");
     }
     set_subject(r, sess, base ? base->subject : NULL);
+    /* Step-up: the new grant adds to what the session already had, if it is the same
+     * Monei account (someone else may have signed in on Monei's page). */
+    if (base && (same_account(base->subject, sess->subject))) {
+        const char *missing = scopes_not_granted(r, st.scopes, sess->scopes);
+        sess->scopes = mc_scope_union(r->pool, base->scopes, sess->scopes);
+        sess->created = base->created;
+        if (*missing) {
+            sess->declined = missing;
+            sess->declined_at = now;
+        }
+        if (base->access_token && sess->access_token
+            && strcmp(base->access_token, sess->access_token)) {
+            mc_api_revoke(r, base->access_token);
+        }
+    }
+    else if (base) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "mc-callback: step-up returned another "
+                      "Monei account; starting a new session instead of extending");
+    }
     if (st.base_session && (!ctx->store_key || strcmp(ctx->store_key, st.base_session))) {
         /* The session being extended was not this browser's cookie: drop it anyway. */
         ctx->store_key = st.base_session;

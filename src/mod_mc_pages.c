@@ -63,17 +63,52 @@ static const char *title_for(int status)
 }
 
 /* Is there an ErrorDocument for this status here? (core keeps them per directory.) */
-static int error_document_for(request_rec *r, int status)
+int mc_error_document_for(request_rec *r, int status)
 {
     core_dir_config *conf = ap_get_core_module_config(r->per_dir_config);
     int idx = ap_index_of_response(status);
     return conf && conf->response_code_strings && conf->response_code_strings[idx];
 }
 
+/* The page itself: HTML for people, {"error","message"} for programs. */
+const char *mc_page_body(request_rec *r, int status, const char *error, const char *message,
+                         const char *retry_url, const char *retry_label, int api)
+{
+    if (api) {
+        return apr_psprintf(r->pool, "{\"error\":%s,\"message\":%s}\n",
+                            mc_json_escape_string(r->pool, error),
+                            mc_json_escape_string(r->pool, message));
+    }
+    return apr_psprintf(r->pool,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width\">"
+        "<title>%s</title>"
+        "<style>body{font:16px/1.5 system-ui,sans-serif;max-width:34em;"
+        "margin:4em auto;padding:0 1em;color:#222}a.button{display:inline-block;"
+        "padding:.5em 1em;background:#0b5;color:#fff;border-radius:4px;"
+        "text-decoration:none}small{color:#777}</style></head><body>"
+        "<h1>%s</h1><p>%s</p>%s<p><small>Error: %s (HTTP %d)</small></p>"
+        "</body></html>\n",
+        mc_html_escape(r->pool, title_for(status)), mc_html_escape(r->pool, title_for(status)),
+        mc_html_escape(r->pool, message),
+        retry_url ? apr_psprintf(r->pool, "<p><a class=\"button\" href=\"%s\">%s</a></p>",
+                                 mc_html_escape(r->pool, retry_url),
+                                 mc_html_escape(r->pool, retry_label ? retry_label
+                                                                     : "Try again"))
+                  : "",
+        mc_html_escape(r->pool, error), status);
+}
+
 /* Writes the page and returns what the calling hook must return. An ErrorDocument the
  * admin configured for this status wins over our page. */
 int mc_page(request_rec *r, int status, const char *error, const char *message,
             const char *retry_url)
+{
+    return mc_page_with(r, status, error, message, retry_url, NULL);
+}
+
+int mc_page_with(request_rec *r, int status, const char *error, const char *message,
+                 const char *retry_url, const char *retry_label)
 {
     int api = mc_is_api_client(r);
 
@@ -83,34 +118,84 @@ int mc_page(request_rec *r, int status, const char *error, const char *message,
                        apr_psprintf(r->pool, "%s realm=\"%s\"", MC_AUTH_TYPE,
                                     ap_escape_quotes(r->pool, ap_get_server_name(r))));
     }
-    if (error_document_for(r, status)) {
+    if (mc_error_document_for(r, status)) {
         return status;
     }
     r->status = status;
-    if (api) {
-        ap_set_content_type(r, "application/json");
-        ap_rprintf(r, "{\"error\":%s,\"message\":%s}\n", mc_json_escape_string(r->pool, error),
-                   mc_json_escape_string(r->pool, message));
-    }
-    else {
-        ap_set_content_type(r, "text/html; charset=utf-8");
-        ap_rprintf(r,
-                   "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                   "<meta name=\"viewport\" content=\"width=device-width\">"
-                   "<title>%s</title>"
-                   "<style>body{font:16px/1.5 system-ui,sans-serif;max-width:34em;"
-                   "margin:4em auto;padding:0 1em;color:#222}a.button{display:inline-block;"
-                   "padding:.5em 1em;background:#0b5;color:#fff;border-radius:4px;"
-                   "text-decoration:none}small{color:#777}</style></head><body>"
-                   "<h1>%s</h1><p>%s</p>%s<p><small>Error: %s (HTTP %d)</small></p>"
-                   "</body></html>\n",
-                   mc_html_escape(r->pool, title_for(status)),
-                   mc_html_escape(r->pool, title_for(status)),
-                   mc_html_escape(r->pool, message),
-                   retry_url ? apr_psprintf(r->pool, "<p><a class=\"button\" href=\"%s\">"
-                                            "Try again</a></p>",
-                                            mc_html_escape(r->pool, retry_url)) : "",
-                   mc_html_escape(r->pool, error), status);
-    }
+    ap_set_content_type(r, api ? "application/json" : "text/html; charset=utf-8");
+    ap_rputs(mc_page_body(r, status, error, message, retry_url, retry_label, api), r);
     return DONE;
+}
+
+/* What an error response must look like once httpd writes it (see mc_page_as_error). */
+struct mc_error_look {
+    int status;
+    const char *type;
+};
+
+/* httpd writes error bodies as text/html; charset=iso-8859-1, and mod_authz_core answers an
+ * authenticated user it denies with 401 unless AuthzSendForbiddenOnFailure is on. When our
+ * page travels as the body of such an error response, this filter (which runs before the
+ * headers are written) puts back the type and the status the page is about. */
+static apr_status_t look_filter(ap_filter_t *f, apr_bucket_brigade *bb)
+{
+    const struct mc_error_look *look = f->ctx;
+    request_rec *r = f->r;
+
+    if (look->status && r->status != look->status && ap_is_HTTP_ERROR(r->status)) {
+        r->status = look->status;
+        r->status_line = NULL;
+        if (look->status != HTTP_UNAUTHORIZED) {
+            apr_table_unset(r->headers_out, "WWW-Authenticate");
+        }
+    }
+    if (ap_is_HTTP_ERROR(r->status)) {
+        ap_set_content_type(r, look->type);
+    }
+    ap_remove_output_filter(f);
+    return ap_pass_brigade(f->next, bb);
+}
+
+void mc_pages_register(apr_pool_t *p)
+{
+    ap_register_output_filter(MC_TYPE_FILTER, look_filter, NULL, AP_FTYPE_RESOURCE);
+}
+
+/* Our page as the body of the error response httpd will send after an authz denial. */
+void mc_page_as_error(request_rec *r, int status, const char *error, const char *message,
+                      const char *retry_url, const char *retry_label)
+{
+    int api = mc_is_api_client(r);
+    struct mc_error_look *look = apr_pcalloc(r->pool, sizeof(*look));
+    const char *body;
+
+    mc_no_store(r);
+    if (mc_error_document_for(r, status)) {
+        return;
+    }
+    body = mc_page_body(r, status, error, message, retry_url, retry_label, api);
+    ap_custom_response(r, HTTP_UNAUTHORIZED, body);
+    ap_custom_response(r, HTTP_FORBIDDEN, body);
+    look->status = status;
+    look->type = api ? "application/json" : "text/html; charset=utf-8";
+    mc_ctx(r)->error_look = look;
+}
+
+/* Error responses drop the request's filters; this hook puts ours back for them. */
+void mc_insert_error_filter(request_rec *r)
+{
+    mc_req_ctx *ctx = ap_get_module_config(r->request_config, &monei_connect_module);
+    if (ctx && ctx->error_look) {
+        ap_add_output_filter(MC_TYPE_FILTER, ctx->error_look, r, r->connection);
+        ctx->error_look = NULL;
+    }
+}
+
+/* An authz denial that must become a redirect (step-up): ap_die redirects an error whose
+ * custom response is an absolute URL. */
+void mc_redirect_as_error(request_rec *r, const char *url)
+{
+    mc_no_store(r);
+    ap_custom_response(r, HTTP_UNAUTHORIZED, url);
+    ap_custom_response(r, HTTP_FORBIDDEN, url);
 }

@@ -249,29 +249,74 @@ apr_status_t mc_session_save(request_rec *r, mc_session_rec *sess, const char *s
     return seal_put(r, store_key, plain, plen, session_expiry(r, sess));
 }
 
-/* Write back a session changed during the request (activity clock, refreshed snapshot).
- * Never over a newer token pair: a save that raced a refresh would put a spent refresh
- * token back into the store, so skip it when a refresh is running or has happened since
- * this request read the record; the next request writes again. */
+typedef struct {
+    request_rec *r;
+    const char *key;
+    apr_int64_t generation;
+    const unsigned char *sealed;
+    apr_size_t slen;
+    apr_time_t expiry;
+} finish_baton;
+
+/* Write only over the same token generation: a save that raced a refresh would otherwise
+ * put a spent refresh token back into the store. A vanished record stays vanished. */
+static apr_status_t save_if_same_generation(void *b, const unsigned char *old,
+                                            apr_size_t oldlen, const unsigned char **data,
+                                            apr_size_t *len, apr_time_t *expiry)
+{
+    finish_baton *fb = b;
+    unsigned char *plain;
+    apr_size_t plen;
+    mc_session_rec stored;
+    apr_status_t rv;
+
+    if (!old) {
+        return APR_NOTFOUND;
+    }
+    if (mc_record_open(fb->r->pool, mc_srv(fb->r)->keyring, fb->key, strlen(fb->key), old,
+                       oldlen, &plain, &plen) != APR_SUCCESS) {
+        return APR_EGENERAL;
+    }
+    rv = mc_session_decode(fb->r->pool, plain, plen, &stored);
+    mc_cleanse(plain, plen);
+    if (rv != APR_SUCCESS || stored.generation != fb->generation) {
+        return APR_EEXIST;
+    }
+    *data = fb->sealed;
+    *len = fb->slen;
+    *expiry = fb->expiry;
+    return APR_SUCCESS;
+}
+
+/* Write back a session changed during the request (activity clock, refreshed snapshot),
+ * atomically against a concurrent refresh on this server. */
 void mc_session_finish(request_rec *r)
 {
     mc_req_ctx *ctx = mc_ctx(r);
-    mc_session_rec *stored = NULL;
-    apr_status_t locked;
+    finish_baton fb;
+    unsigned char *plain;
+    apr_size_t plen;
 
     if (!ctx->sess || !ctx->dirty || !ctx->store_key) {
         return;
     }
     ctx->dirty = 0;
-    locked = mc_refresh_lock(r->server, 0);
-    if (locked == APR_EBUSY) {
+    if (mc_session_encode(r->pool, ctx->sess, &plain, &plen) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mc-encode: session record too large");
         return;
     }
-    if (mc_session_load_key(r, ctx->store_key, &stored) == APR_SUCCESS
-        && stored->generation == ctx->sess->generation) {
-        mc_session_save(r, ctx->sess, ctx->store_key);
+    memset(&fb, 0, sizeof(fb));
+    fb.r = r;
+    fb.key = ctx->store_key;
+    fb.generation = ctx->sess->generation;
+    fb.expiry = session_expiry(r, ctx->sess);
+    if (mc_record_seal(r->pool, mc_srv(r)->keyring, fb.key, strlen(fb.key), plain, plen,
+                       (unsigned char **)&fb.sealed, &fb.slen) != APR_SUCCESS) {
+        mc_cleanse(plain, plen);
+        return;
     }
-    mc_refresh_unlock(r->server, locked);
+    mc_cleanse(plain, plen);
+    mc_store_update(r->server, fb.key, r->pool, save_if_same_generation, &fb);
 }
 
 /* How often the inactivity clock is written: once a minute, or more often for short

@@ -1,5 +1,9 @@
-/* ap_socache glue for the session store (after mod_ssl's ssl_scache.c: a mutex only when the
- * provider says it needs one). */
+/* ap_socache glue for the session store (after mod_ssl's ssl_scache.c).
+ *
+ * One global mutex: it serializes every call for providers that are not multi-process safe
+ * (shmcb, dbm), and for every provider it makes read-decide-write updates atomic within a
+ * server (compare-and-save of sessions, refresh lock records). It is never held across a
+ * call to Monei, and no other global mutex is ever taken while it is held. */
 #include "mod_mc.h"
 #include "mod_mc_config.h"
 #include "mod_mc_store.h"
@@ -13,13 +17,12 @@
 APLOG_USE_MODULE(monei_connect);
 
 #define MC_MUTEX_TYPE "monei-connect-store"
-#define MC_REFRESH_MUTEX_TYPE "monei-connect-refresh"
 /* ap_socache's cache names are limited to 16 characters. */
 #define MC_CACHE_NAME "monei-connect"
 
 static ap_socache_instance_t *store_instance;
 static apr_global_mutex_t *store_mutex;
-static apr_global_mutex_t *refresh_mutex;
+static int store_needs_mutex;       /* provider is not MP-safe: every call under the mutex */
 static server_rec *destroy_server;
 
 /* The provider's resources (shm segment, connections) belong to this configuration cycle. */
@@ -34,15 +37,10 @@ static apr_status_t store_destroy(void *unused)
 
 int mc_store_pre_config(apr_pool_t *pconf)
 {
-    apr_status_t rv;
     store_instance = NULL;
     store_mutex = NULL;
-    refresh_mutex = NULL;
-    rv = ap_mutex_register(pconf, MC_MUTEX_TYPE, NULL, APR_LOCK_DEFAULT, 0);
-    if (rv == APR_SUCCESS) {
-        rv = ap_mutex_register(pconf, MC_REFRESH_MUTEX_TYPE, NULL, APR_LOCK_DEFAULT, 0);
-    }
-    return rv == APR_SUCCESS ? OK : !OK;
+    return ap_mutex_register(pconf, MC_MUTEX_TYPE, NULL, APR_LOCK_DEFAULT, 0) == APR_SUCCESS
+           ? OK : !OK;
 }
 
 int mc_store_check(apr_pool_t *pconf, apr_pool_t *ptemp)
@@ -83,23 +81,16 @@ int mc_store_post_config(apr_pool_t *pconf, server_rec *s)
     if (!store_instance) {
         return OK;
     }
-    if (mc_store_config.provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE) {
-        rv = ap_global_mutex_create(&store_mutex, NULL, MC_MUTEX_TYPE, NULL, s, pconf, 0);
-        if (rv != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
-                         "mc-store-mutex: cannot create the session store mutex");
-            return HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
-    rv = ap_global_mutex_create(&refresh_mutex, NULL, MC_REFRESH_MUTEX_TYPE, NULL, s, pconf, 0);
+    store_needs_mutex = (mc_store_config.provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE) != 0;
+    rv = ap_global_mutex_create(&store_mutex, NULL, MC_MUTEX_TYPE, NULL, s, pconf, 0);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
-                     "mc-refresh-mutex: cannot create the token refresh mutex");
+                     "mc-store-mutex: cannot create the session store mutex");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    /* Sizes of what we store: 44-byte keys, records around 1 KB, sessions live for hours. */
-    hints.avg_id_len = 44;
-    hints.avg_obj_size = 1024;
+    /* Sizes of what we store: 34-byte keys, records around 1 KB, sessions live for hours. */
+    hints.avg_id_len = 34;
+    hints.avg_obj_size = 1200;
     hints.expiry_interval = 60;
     rv = mc_store_config.provider->init(store_instance, MC_CACHE_NAME, &hints, s, pconf);
     if (rv != APR_SUCCESS) {
@@ -113,57 +104,34 @@ int mc_store_post_config(apr_pool_t *pconf, server_rec *s)
     return OK;
 }
 
-static void reattach(apr_global_mutex_t **m, apr_pool_t *p, server_rec *s, const char *what)
-{
-    if (*m) {
-        apr_status_t rv = apr_global_mutex_child_init(m, apr_global_mutex_lockfile(*m), p);
-        if (rv != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                         "mc-store-child: cannot re-attach the %s mutex", what);
-        }
-    }
-}
-
 void mc_store_child_init(apr_pool_t *p, server_rec *s)
 {
-    reattach(&store_mutex, p, s, "session store");
-    reattach(&refresh_mutex, p, s, "token refresh");
-}
-
-apr_status_t mc_refresh_lock(server_rec *s, int wait)
-{
-    apr_status_t rv;
-    if (!refresh_mutex) {
-        return APR_ENOLOCK;
-    }
-    rv = wait ? apr_global_mutex_lock(refresh_mutex) : apr_global_mutex_trylock(refresh_mutex);
-    if (rv != APR_SUCCESS && !APR_STATUS_IS_EBUSY(rv)) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, "mc-refresh-lock: mutex failed");
-        return APR_ENOLOCK;
-    }
-    return APR_STATUS_IS_EBUSY(rv) ? APR_EBUSY : APR_SUCCESS;
-}
-
-void mc_refresh_unlock(server_rec *s, apr_status_t locked)
-{
-    if (locked == APR_SUCCESS && refresh_mutex) {
-        apr_global_mutex_unlock(refresh_mutex);
-    }
-}
-
-static void lock(server_rec *s)
-{
     if (store_mutex) {
-        apr_status_t rv = apr_global_mutex_lock(store_mutex);
+        apr_status_t rv = apr_global_mutex_child_init(&store_mutex,
+                                                      apr_global_mutex_lockfile(store_mutex), p);
         if (rv != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, "mc-store-lock: mutex lock failed");
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                         "mc-store-child: cannot re-attach the session store mutex");
         }
     }
 }
 
-static void unlock(server_rec *s)
+static apr_status_t lock(server_rec *s, int always)
 {
-    if (store_mutex) {
+    apr_status_t rv;
+    if (!store_mutex || (!always && !store_needs_mutex)) {
+        return APR_SUCCESS;
+    }
+    rv = apr_global_mutex_lock(store_mutex);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, "mc-store-lock: mutex lock failed");
+    }
+    return rv;
+}
+
+static void unlock(int always)
+{
+    if (store_mutex && (always || store_needs_mutex)) {
         apr_global_mutex_unlock(store_mutex);
     }
 }
@@ -182,6 +150,23 @@ static apr_status_t retrieve(server_rec *s, const char *key, apr_pool_t *p,
     return rv;
 }
 
+static apr_status_t store(server_rec *s, const char *key, apr_time_t expiry,
+                          const unsigned char *data, apr_size_t len, apr_pool_t *p)
+{
+    if (len > MC_STORE_MAX_RECORD) {
+        return APR_ENOSPC;
+    }
+    return mc_store_config.provider->store(store_instance, s, (const unsigned char *)key,
+                                           (unsigned int)strlen(key), expiry,
+                                           (unsigned char *)data, (unsigned int)len, p);
+}
+
+static apr_status_t remove_key(server_rec *s, const char *key, apr_pool_t *p)
+{
+    return mc_store_config.provider->remove(store_instance, s, (const unsigned char *)key,
+                                            (unsigned int)strlen(key), p);
+}
+
 apr_status_t mc_store_get(server_rec *s, const char *key, apr_pool_t *p,
                           unsigned char **data, apr_size_t *len)
 {
@@ -189,9 +174,11 @@ apr_status_t mc_store_get(server_rec *s, const char *key, apr_pool_t *p,
     if (!store_instance) {
         return APR_EINIT;
     }
-    lock(s);
+    if ((rv = lock(s, 0)) != APR_SUCCESS) {
+        return rv;
+    }
     rv = retrieve(s, key, p, data, len);
-    unlock(s);
+    unlock(0);
     return rv;
 }
 
@@ -202,14 +189,11 @@ apr_status_t mc_store_put(server_rec *s, const char *key, apr_time_t expiry,
     if (!store_instance) {
         return APR_EINIT;
     }
-    if (len > MC_STORE_MAX_RECORD) {
-        return APR_ENOSPC;
+    if ((rv = lock(s, 0)) != APR_SUCCESS) {
+        return rv;
     }
-    lock(s);
-    rv = mc_store_config.provider->store(store_instance, s, (const unsigned char *)key,
-                                         (unsigned int)strlen(key), expiry,
-                                         (unsigned char *)data, (unsigned int)len, p);
-    unlock(s);
+    rv = store(s, key, expiry, data, len, p);
+    unlock(0);
     return rv;
 }
 
@@ -219,10 +203,11 @@ apr_status_t mc_store_remove(server_rec *s, const char *key, apr_pool_t *p)
     if (!store_instance) {
         return APR_EINIT;
     }
-    lock(s);
-    rv = mc_store_config.provider->remove(store_instance, s, (const unsigned char *)key,
-                                          (unsigned int)strlen(key), p);
-    unlock(s);
+    if ((rv = lock(s, 0)) != APR_SUCCESS) {
+        return rv;
+    }
+    rv = remove_key(s, key, p);
+    unlock(0);
     return rv;
 }
 
@@ -233,14 +218,71 @@ apr_status_t mc_store_take(server_rec *s, const char *key, apr_pool_t *p,
     if (!store_instance) {
         return APR_EINIT;
     }
-    lock(s);
+    if ((rv = lock(s, 1)) != APR_SUCCESS) {
+        return rv;
+    }
     rv = retrieve(s, key, p, data, len);
     if (rv == APR_SUCCESS) {
         /* Remove before anyone else can read it: a state is used once. (Across servers on
          * redis/memcache this is two calls; the state's browser binding still holds.) */
-        mc_store_config.provider->remove(store_instance, s, (const unsigned char *)key,
-                                         (unsigned int)strlen(key), p);
+        remove_key(s, key, p);
     }
-    unlock(s);
+    unlock(1);
     return rv;
+}
+
+apr_status_t mc_store_update(server_rec *s, const char *key, apr_pool_t *p,
+                             mc_store_update_fn decide, void *baton)
+{
+    unsigned char *old = NULL, *data = NULL;
+    apr_size_t oldlen = 0, len = 0;
+    apr_time_t expiry = 0;
+    apr_status_t rv;
+
+    if (!store_instance) {
+        return APR_EINIT;
+    }
+    if ((rv = lock(s, 1)) != APR_SUCCESS) {
+        return rv;
+    }
+    rv = retrieve(s, key, p, &old, &oldlen);
+    if (rv == APR_SUCCESS || APR_STATUS_IS_NOTFOUND(rv)) {
+        rv = decide(baton, rv == APR_SUCCESS ? old : NULL, rv == APR_SUCCESS ? oldlen : 0,
+                    (const unsigned char **)&data, &len, &expiry);
+        if (rv == APR_SUCCESS) {
+            rv = store(s, key, expiry, data, len, p);
+        }
+    }
+    unlock(1);
+    return rv;
+}
+
+/* A refresh lock is a record: its expiry outlives the longest call to Monei, so it cannot
+ * lapse while the holder is still waiting for Monei's answer. */
+static apr_status_t lock_if_free(void *baton, const unsigned char *old, apr_size_t oldlen,
+                                 const unsigned char **data, apr_size_t *len,
+                                 apr_time_t *expiry)
+{
+    apr_time_t *until = baton;
+    if (old) {
+        return APR_EBUSY;
+    }
+    *data = (const unsigned char *)"lock";
+    *len = 4;
+    *expiry = *until;
+    return APR_SUCCESS;
+}
+
+apr_status_t mc_store_lock(server_rec *s, const char *key, apr_interval_time_t ttl,
+                           apr_pool_t *p)
+{
+    apr_time_t until = apr_time_now() + ttl;
+    return mc_store_update(s, key, p, lock_if_free, &until);
+}
+
+int mc_store_locked(server_rec *s, const char *key, apr_pool_t *p)
+{
+    unsigned char *data;
+    apr_size_t len;
+    return mc_store_get(s, key, p, &data, &len) == APR_SUCCESS;
 }

@@ -20,10 +20,20 @@ apr_status_t mc_store_remove(server_rec *s, const char *key, apr_pool_t *p);
 apr_status_t mc_store_take(server_rec *s, const char *key, apr_pool_t *p,
                            unsigned char **data, apr_size_t *len);
 
-/* One token refresh at a time on this server (a process-shared mutex, apart from the store's
- * so a slow Monei never blocks store reads). wait=0: APR_EBUSY when another request holds it.
- * Pass the lock's result to unlock. */
-apr_status_t mc_refresh_lock(server_rec *s, int wait);
-void mc_refresh_unlock(server_rec *s, apr_status_t locked);
+/* Read, decide and write in one step under the store mutex (atomic within a server).
+ * decide() gets the current record (NULL if none) and returns APR_SUCCESS with the new
+ * record and its expiry to write it, or any other status to leave the store alone (that
+ * status is returned). */
+typedef apr_status_t (*mc_store_update_fn)(void *baton, const unsigned char *old,
+                                           apr_size_t oldlen, const unsigned char **data,
+                                           apr_size_t *len, apr_time_t *expiry);
+apr_status_t mc_store_update(server_rec *s, const char *key, apr_pool_t *p,
+                             mc_store_update_fn decide, void *baton);
+
+/* Lock records (one token refresh per session at a time): APR_SUCCESS when this request
+ * took the lock, APR_EBUSY when another holds it. Released with mc_store_remove. */
+apr_status_t mc_store_lock(server_rec *s, const char *key, apr_interval_time_t ttl,
+                           apr_pool_t *p);
+int mc_store_locked(server_rec *s, const char *key, apr_pool_t *p);
 
 #endif

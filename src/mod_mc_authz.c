@@ -1,0 +1,124 @@
+/* Require monei-scope s1 [s2 …]: an authz provider like Apache's own, with step-up.
+ * A connected user lacking a scope is sent (through the redirect URI's ?login&stepup) to
+ * Monei for just the missing scopes, or shown a 403 page naming them. */
+#include "mod_mc.h"
+#include "mc_monei.h"
+
+#include "http_core.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "mod_auth.h"
+#include <apr_strings.h>
+
+APLOG_USE_MODULE(monei_connect);
+
+/* A declined step-up is remembered this long, so a page that needs the scope shows its 403
+ * page instead of sending the user back to Monei in a loop. */
+#define MC_DECLINE_MEMORY 300
+
+static const char *scope_parse(cmd_parms *cmd, const char *require_line, const void **parsed)
+{
+    apr_array_header_t *need = apr_array_make(cmd->pool, 2, sizeof(const char *));
+    const char *line = require_line, *w;
+
+    while (*line && (w = ap_getword_conf(cmd->pool, &line)) && *w) {
+        if (!mc_scope_valid_list(w)) {
+            return apr_psprintf(cmd->pool, "Require monei-scope: '%s' is not a scope "
+                                "(e.g. wallet:read)", w);
+        }
+        APR_ARRAY_PUSH(need, const char *) = w;
+    }
+    if (need->nelts == 0) {
+        return "Require monei-scope needs at least one scope";
+    }
+    *parsed = need;
+    return NULL;
+}
+
+/* Absolute URL of the redirect URI path that starts a step-up login: ap_custom_response
+ * turns a 403 into a redirect only for absolute URLs, and the login itself (state, cookie)
+ * then happens in a request of its own. */
+const char *mc_stepup_url(request_rec *r, const char *scopes, const char *return_to)
+{
+    mc_srv_cfg *c = mc_srv(r);
+    const char *base = c->redirect_uri;
+    const char *q = ap_strchr_c(base, '?');
+    if (q) {
+        base = apr_pstrmemdup(r->pool, base, q - base);
+    }
+    return apr_pstrcat(r->pool, base, "?login&stepup&scope=",
+                       ap_escape_urlencoded(r->pool, scopes), "&return_to=",
+                       ap_escape_urlencoded(r->pool, return_to), NULL);
+}
+
+static int recently_declined(const mc_session_rec *s, const char *missing, apr_pool_t *p)
+{
+    char *copy, *last, *w;
+    if (!s->declined || apr_time_sec(apr_time_now()) - s->declined_at > MC_DECLINE_MEMORY) {
+        return 0;
+    }
+    copy = apr_pstrdup(p, missing);
+    for (w = apr_strtok(copy, " ", &last); w; w = apr_strtok(NULL, " ", &last)) {
+        if (!mc_scope_has(s->declined, w)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static authz_status scope_check(request_rec *r, const char *require_line, const void *parsed)
+{
+    const apr_array_header_t *need = parsed;
+    const char *t = ap_auth_type(r);
+    mc_req_ctx *ctx;
+    const char *missing, *page_url;
+    mc_dir_cfg *d = mc_dir(r);
+
+    if (!r->user) {
+        return AUTHZ_DENIED_NO_USER;
+    }
+    if (!t || strcasecmp(t, MC_AUTH_TYPE) || !mc_server_active(mc_srv(r))) {
+        return AUTHZ_DENIED;
+    }
+    ctx = mc_ctx(r);
+    if (!ctx->sess) {
+        /* MoneiConnectUnauthAction pass without a session: nothing is granted. */
+        mc_page_as_error(r, HTTP_FORBIDDEN, "not_connected",
+                         "Connect your Monei wallet to use this page.",
+                         mc_stepup_url(r, mc_cfg_scope(d), mc_original_url(r)), "Connect");
+        return AUTHZ_DENIED;
+    }
+    missing = mc_scope_missing(r->pool, ctx->sess->scopes, need);
+    if (!missing || !*missing) {
+        return AUTHZ_GRANTED;
+    }
+    page_url = mc_stepup_url(r, missing, mc_original_url(r));
+    if (d->step_up != 0 && !mc_is_api_client(r) && r->method_number == M_GET && !r->main
+        && !recently_declined(ctx->sess, missing, r->pool)) {
+        const char *url = NULL;
+        /* ap_die turns a 403 whose custom response is an absolute URL into a redirect. */
+        if (mc_login_prepare(r, mc_original_url(r), missing, ctx->store_key, &url) == OK) {
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mc-authz: missing \"%s\": step-up",
+                          missing);
+            mc_redirect_as_error(r, url);
+            return AUTHZ_DENIED;
+        }
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mc-authz: missing \"%s\": denied", missing);
+    mc_page_as_error(r, HTTP_FORBIDDEN, "insufficient_scope",
+                     apr_psprintf(r->pool, "This page needs a permission your Monei wallet "
+                                  "has not granted to this site: %s.", missing),
+                     page_url, "Grant permission");
+    return AUTHZ_DENIED;
+}
+
+static const authz_provider scope_provider = {
+    &scope_check,
+    &scope_parse,
+};
+
+void mc_authz_register(apr_pool_t *p)
+{
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "monei-scope", AUTHZ_PROVIDER_VERSION,
+                              &scope_provider, AP_AUTH_INTERNAL_PER_CONF);
+}
