@@ -7,7 +7,7 @@
  *    with jansson directly); token_type "Bearer"; expires_in in
  *    1..MC_EXPIRES_IN_MAX; scopes "" or a valid list of distinct words,
  *    single-space separated, at most MC_SCOPES_MAX_COUNT of them;
- *  - failure: *tok all zero, *why set and made only of letters, '_' and
+ *  - failure: *tok all zero, *why set and made only of letters, '_', '-' and
  *    spaces (it is a fixed description, so it can never carry a token
  *    value into a log line). */
 #include <jansson.h>

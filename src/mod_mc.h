@@ -92,6 +92,7 @@ void mc_no_store(request_rec *r);
 int mc_page(request_rec *r, int status, const char *error, const char *message,
             const char *retry_url);
 int mc_redirect(request_rec *r, const char *location);
+int mc_redirect_same_site(request_rec *r, const char *location);
 int mc_page_with(request_rec *r, int status, const char *error, const char *message,
                  const char *retry_url, const char *retry_label);
 #define MC_TYPE_FILTER "MONEI_CONNECT_TYPE"

@@ -322,5 +322,8 @@ int mc_login_callback(request_rec *r)
     }
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mc-callback: connected (scopes \"%s\")",
                   sess->scopes);
+    if (mc_srv(r)->samesite && !strcmp(mc_srv(r)->samesite, "Strict")) {
+        return mc_redirect_same_site(r, st.return_to);
+    }
     return mc_redirect(r, st.return_to);
 }

@@ -49,6 +49,21 @@ int mc_redirect(request_rec *r, const char *location)
     return HTTP_MOVED_TEMPORARILY;
 }
 
+/* A redirect the browser makes from a page of this site. Needed after the callback when the
+ * session cookie is SameSite=Strict: the callback is the end of a chain that started on
+ * Monei's site, and browsers withhold Strict cookies on every redirect of such a chain. */
+int mc_redirect_same_site(request_rec *r, const char *location)
+{
+    const char *esc = mc_html_escape(r->pool, location);
+    mc_no_store(r);
+    ap_set_content_type(r, "text/html; charset=utf-8");
+    ap_rprintf(r, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+               "<meta http-equiv=\"refresh\" content=\"0;url=%s\">"
+               "<title>Connected</title></head><body><p>Connected. "
+               "<a href=\"%s\">Continue</a></p></body></html>\n", esc, esc);
+    return DONE;
+}
+
 static const char *title_for(int status)
 {
     switch (status) {

@@ -12,8 +12,9 @@ The app is http(s)://127.0.0.1:PORT and the browser reaches Monei (the sandbox) 
 http(s)://localhost:PORT: another site, so the redirect back from Monei to the callback is a
 cross-site navigation, as with the real monei.cc, and SameSite is really exercised.
 
-A third variant runs the HTTPS flow with MoneiConnectCookieSameSite Strict; it is expected to
-fail until the module handles that setting (see STRICT_BUG below).
+A third variant runs the HTTPS flow with MoneiConnectCookieSameSite Strict: the callback then
+ends with a same-site page redirect, since browsers withhold Strict cookies on every redirect
+of a chain that started on Monei's site.
 
 Screenshots: $MC_RUN_DIR/e2e-screenshots/<variant>/NN-step.png (kept after the run).
 Skipped only when /usr/bin/chromium or node is missing.
@@ -98,16 +99,10 @@ def ca():
     return harness.CA(os.path.join(harness.RUN, "ca"))
 
 
-STRICT_BUG = ("module bug: with MoneiConnectCookieSameSite Strict the callback's 302 back to the "
-              "page is the end of a redirect chain that started on Monei (another site), so the "
-              "browser withholds the Strict session cookie there and the page sends it to Monei "
-              "again: the user can never get in")
-
 VARIANTS = [
     pytest.param(("http", "Lax"), id="http"),
     pytest.param(("https", "Lax"), id="https"),
-    pytest.param(("https", "Strict"), id="https-samesite-strict",
-                 marks=pytest.mark.xfail(reason=STRICT_BUG, strict=True)),
+    pytest.param(("https", "Strict"), id="https-samesite-strict"),
 ]
 
 
