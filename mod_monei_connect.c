@@ -5,6 +5,7 @@
  * and the httpd-independent core (crypto, records, Monei protocol) in src/mc_*.c. */
 #include "mod_mc.h"
 #include "mod_mc_config.h"
+#include "mod_mc_status.h"
 
 #include "http_request.h"
 #include "http_core.h"
@@ -85,7 +86,7 @@ static int mc_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     apr_pool_cleanup_register(pconf, NULL, mc_curl_cleanup, apr_pool_cleanup_null);
-    if (mc_session_post_config(pconf, s) != OK) {
+    if (mc_session_post_config(pconf, s) != OK || mc_status_post_config(pconf, s) != OK) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     return mc_store_post_config(pconf, s);

@@ -2,6 +2,7 @@
  * content sees (environment and/or request headers). */
 #include "mod_mc.h"
 #include "mod_mc_store.h"
+#include "mod_mc_status.h"
 #include "mc_monei.h"
 #include "mc_text.h"
 
@@ -107,12 +108,14 @@ static int upkeep_token(request_rec *r, mc_session_rec *s, int force)
         return 1;
     }
     if (mc_api_refresh(r, s, &res)) {
+        mc_stat_inc(MC_STAT_REFRESH_OK);
         mc_session_save(r, s, ctx->store_key);
         ctx->dirty = 0;
         mc_store_remove(r->server, lock_key, r->pool);
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mc-refresh: tokens rotated");
         return 1;
     }
+    mc_stat_inc(res.http_status == 429 ? MC_STAT_REFRESH_429 : MC_STAT_REFRESH_FAILED);
     if (res.http_status == 429) {
         s->refresh_after = now + (res.retry_after > 0 ? res.retry_after : 30);
         mc_session_save(r, s, ctx->store_key);
@@ -147,6 +150,7 @@ mc_sess_result mc_session_ready(request_rec *r)
     }
     rc = upkeep_token(r, ctx->sess, 0);
     if (rc == 0) {
+        mc_stat_inc(MC_STAT_REVOKED);
         mc_session_destroy(r);
         return MC_SESS_NONE;
     }
@@ -158,6 +162,7 @@ mc_sess_result mc_session_ready(request_rec *r)
             /* The token was refused: one refresh, then one more try. */
             rc = upkeep_token(r, s, 1);
             if (rc == 0) {
+                mc_stat_inc(MC_STAT_REVOKED);
                 mc_session_destroy(r);
                 return MC_SESS_NONE;
             }
@@ -166,6 +171,7 @@ mc_sess_result mc_session_ready(request_rec *r)
             if (snap < 0) {
                 ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                               "mc-session: Monei refuses the session's tokens; it ends");
+                mc_stat_inc(MC_STAT_REVOKED);
                 mc_session_destroy(r);
                 return MC_SESS_NONE;
             }

@@ -4,6 +4,7 @@
 #include "mc_monei.h"
 #include "mc_return_to.h"
 #include "mc_text.h"
+#include "mod_mc_status.h"
 
 #include "http_core.h"
 #include "http_protocol.h"
@@ -119,6 +120,7 @@ int mc_disconnect(request_rec *r)
     if (mc_session_load(r) == MC_SESS_OK && ctx->sess) {
         /* Local state goes whatever Monei answers. */
         mc_api_revoke(r, ctx->sess->access_token);
+        mc_stat_inc(MC_STAT_DISCONNECT);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mc-disconnect: session ended");
     }
     mc_session_destroy(r);
@@ -173,6 +175,9 @@ int mc_handler(request_rec *r)
 
     if (!r->handler || strncmp(r->handler, "monei-connect-", 14) != 0) {
         return DECLINED;
+    }
+    if (!strcmp(r->handler, "monei-connect-status")) {
+        return r->method_number == M_GET ? mc_status_handler(r) : HTTP_METHOD_NOT_ALLOWED;
     }
     if (!mc_server_active(mc_srv(r))) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mc-config: SetHandler %s needs "

@@ -4,6 +4,8 @@
 #include "mc_crypto.h"
 #include "mc_monei.h"
 #include "mc_return_to.h"
+#include "mod_mc_store.h"
+#include "mod_mc_status.h"
 
 #include "http_protocol.h"
 #include "http_core.h"
@@ -94,6 +96,10 @@ int mc_login_prepare(request_rec *r, const char *return_to, const char *scope,
                                                    : "https://monei.cc/connect/authorize",
                                   c->client_id, c->redirect_uri, scope, state, challenge);
     mc_no_store(r);
+    mc_stat_inc(MC_STAT_LOGIN_STARTED);
+    if (base_session) {
+        mc_stat_inc(MC_STAT_STEP_UP);
+    }
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mc-login: sending the browser to Monei for "
                   "scopes \"%s\"%s", scope, base_session ? " (step-up)" : "");
     return *url ? OK : HTTP_INTERNAL_SERVER_ERROR;
@@ -212,17 +218,20 @@ int mc_login_callback(request_rec *r)
 
     /* State first, before anything in the query is trusted or the code is used. */
     if (!state || !*state || strlen(state) > 128) {
+        mc_stat_inc(MC_STAT_LOGIN_FAILED_STATE);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mc-callback: no state in the callback");
         return mc_page(r, HTTP_BAD_REQUEST, "invalid_state",
                        "This sign-in link is incomplete. Please start again.", "/");
     }
     rv = mc_state_take(r, state, &st);
-    if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "mc-store-get: cannot read a login state");
+    if (rv != APR_SUCCESS && !APR_STATUS_IS_NOTFOUND(rv)) {
+        mc_store_trouble(r, rv, "cannot read a login state");
+        mc_stat_inc(MC_STAT_LOGIN_FAILED_STORE);
         return mc_page(r, HTTP_SERVICE_UNAVAILABLE, "store_unavailable",
                        "Sessions cannot be read right now. Please try again shortly.", "/");
     }
-    if (rv == APR_NOTFOUND) {
+    if (APR_STATUS_IS_NOTFOUND(rv)) {
+        mc_stat_inc(MC_STAT_LOGIN_FAILED_STATE);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                       "mc-callback: unknown, expired or already used state");
         return mc_page(r, HTTP_BAD_REQUEST, "invalid_state",
@@ -230,6 +239,7 @@ int mc_login_callback(request_rec *r)
                        "Please start again.", "/");
     }
     if (!ctx->binding || strcmp(binding_hash(r->pool, ctx->binding), st.binding) != 0) {
+        mc_stat_inc(MC_STAT_LOGIN_FAILED_STATE);
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                       "mc-callback: state belongs to another browser (binding cookie %s)",
                       ctx->binding ? "differs" : "missing");
@@ -238,12 +248,15 @@ int mc_login_callback(request_rec *r)
                        "Please start again here.", st.return_to);
     }
     if (now - st.created > MC_STATE_TTL || now < st.created - 60) {
+        mc_stat_inc(MC_STAT_LOGIN_FAILED_STATE);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mc-callback: state expired");
         return mc_page(r, HTTP_BAD_REQUEST, "invalid_state",
                        "This sign-in link has expired. Please start again.", st.return_to);
     }
     if (error) {
         const char *desc = apr_table_get(q, "error_description");
+        mc_stat_inc(!strcmp(error, "access_denied") ? MC_STAT_LOGIN_FAILED_DENIED
+                                                    : MC_STAT_LOGIN_FAILED_PROVIDER);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mc-callback: Monei returned an error "
                       "(%s)", ap_escape_logitem(r->pool, error));
         if (!strcmp(error, "access_denied") && st.base_session) {
@@ -271,6 +284,7 @@ int mc_login_callback(request_rec *r)
     sess = apr_pcalloc(r->pool, sizeof(*sess));
     if (!mc_api_exchange_code(r, code, st.verifier, sess, &res)) {
         int status = mc_api_status_for(&res);
+        mc_stat_inc(MC_STAT_LOGIN_FAILED_EXCHANGE);
         if (res.retry_after > 0) {
             apr_table_setn(r->err_headers_out, "Retry-After",
                            apr_psprintf(r->pool, "%ld", res.retry_after));
@@ -316,10 +330,12 @@ int mc_login_callback(request_rec *r)
         ctx->store_key = st.base_session;
     }
     if (!mc_session_create(r, sess)) {
+        mc_stat_inc(MC_STAT_LOGIN_FAILED_STORE);
         return mc_page(r, HTTP_SERVICE_UNAVAILABLE, "store_unavailable",
                        "Your session could not be stored. Please try again shortly.",
                        st.return_to);
     }
+    mc_stat_inc(MC_STAT_LOGIN_COMPLETED);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mc-callback: connected (scopes \"%s\")",
                   sess->scopes);
     if (mc_srv(r)->samesite && !strcmp(mc_srv(r)->samesite, "Strict")) {

@@ -129,9 +129,8 @@ static apr_status_t seal_put(request_rec *r, const char *key, const unsigned cha
     }
     rv = mc_store_put(r->server, key, expiry, sealed, slen, r->pool);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
-                      "mc-store-put: cannot write a %lu-byte record to the session store",
-                      (unsigned long)slen);
+        mc_store_trouble(r, rv, apr_psprintf(r->pool, "cannot write a %lu-byte record",
+                                             (unsigned long)slen));
     }
     return rv;
 }
@@ -210,15 +209,16 @@ mc_sess_result mc_session_load(request_rec *r)
     }
     ctx->store_key = mc_store_key(r->pool, 's', ctx->session_id);
     rv = mc_session_load_key(r, ctx->store_key, &s);
-    if (rv == APR_NOTFOUND) {
+    if (APR_STATUS_IS_NOTFOUND(rv)) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mc-session: no session for this cookie");
         return MC_SESS_NONE;
     }
     if (rv != APR_SUCCESS) {
         ctx->store_down = 1;
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "mc-store-get: the session store failed");
+        mc_store_trouble(r, rv, "cannot read a session");
         return MC_SESS_STORE_DOWN;
     }
+    mc_store_recovered(r);
     if (now >= s->created + maxdur) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mc-session: maximum duration reached");
         mc_session_destroy(r);

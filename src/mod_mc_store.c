@@ -7,6 +7,7 @@
 #include "mod_mc.h"
 #include "mod_mc_config.h"
 #include "mod_mc_store.h"
+#include "mod_mc_status.h"
 
 #include "ap_provider.h"
 #include "ap_socache.h"
@@ -25,7 +26,23 @@ static apr_global_mutex_t *store_mutex;
 static int store_needs_mutex;       /* provider is not MP-safe: every call under the mutex */
 static server_rec *destroy_server;
 
-/* The provider's resources (shm segment, connections) belong to this configuration cycle. */
+/* A shared-memory store outlives restarts: `apachectl graceful` (logrotate runs it daily) and
+ * `apachectl restart` keep every session. The instance lives in the process pool, found
+ * again through ap_retained_data, and is replaced only when its configuration changed. */
+typedef struct {
+    ap_socache_instance_t *instance;
+    const ap_socache_provider_t *provider;
+    const char *spec;               /* "name:args" it was made from */
+} mc_retained_store;
+
+#define MC_RETAINED_KEY "mod_monei_connect-store"
+
+static int survives_restart(const char *name)
+{
+    return !strcmp(name, "shmcb");
+}
+
+/* The provider's resources (connections, files) belong to this configuration cycle. */
 static apr_status_t store_destroy(void *unused)
 {
     if (store_instance && mc_store_config.provider) {
@@ -43,9 +60,17 @@ int mc_store_pre_config(apr_pool_t *pconf)
            ? OK : !OK;
 }
 
+static const char *store_name(void)
+{
+    return mc_store_config.provider_name ? mc_store_config.provider_name : "shmcb";
+}
+
+/* Startup check (also under `apachectl -t`): the provider is loaded and accepts its
+ * arguments. The instance made here is only a check; post_config makes the real one. */
 int mc_store_check(apr_pool_t *pconf, apr_pool_t *ptemp)
 {
-    const char *name = mc_store_config.provider_name ? mc_store_config.provider_name : "shmcb";
+    const char *name = store_name();
+    ap_socache_instance_t *probe = NULL;
     const char *err;
 
     mc_store_config.provider = ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, name,
@@ -63,8 +88,7 @@ int mc_store_check(apr_pool_t *pconf, apr_pool_t *ptemp)
                      name, name, name, name);
         return !OK;
     }
-    err = mc_store_config.provider->create(&store_instance, mc_store_config.provider_args,
-                                           ptemp, pconf);
+    err = mc_store_config.provider->create(&probe, mc_store_config.provider_args, ptemp, ptemp);
     if (err) {
         ap_log_error(APLOG_MARK, APLOG_EMERG | APLOG_STARTUP, 0, NULL,
                      "mod_monei_connect: MoneiConnectSessionStore %s: %s", name, err);
@@ -73,12 +97,28 @@ int mc_store_check(apr_pool_t *pconf, apr_pool_t *ptemp)
     return OK;
 }
 
-int mc_store_post_config(apr_pool_t *pconf, server_rec *s)
+static apr_status_t make_instance(apr_pool_t *pool, server_rec *s, ap_socache_instance_t **out)
 {
     struct ap_socache_hints hints = { 0 };
+    const char *err;
+    /* Sizes of what we store: 34-byte keys, records around 1.2 KB, sessions live hours. */
+    hints.avg_id_len = 34;
+    hints.avg_obj_size = 1200;
+    hints.expiry_interval = 60;
+    err = mc_store_config.provider->create(out, mc_store_config.provider_args, pool, pool);
+    if (err) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "mc-store-init: %s", err);
+        return APR_EGENERAL;
+    }
+    return mc_store_config.provider->init(*out, MC_CACHE_NAME, &hints, s, pool);
+}
+
+int mc_store_post_config(apr_pool_t *pconf, server_rec *s)
+{
+    const char *name = store_name();
     apr_status_t rv;
 
-    if (!store_instance) {
+    if (!mc_store_config.provider) {
         return OK;
     }
     store_needs_mutex = (mc_store_config.provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE) != 0;
@@ -88,15 +128,41 @@ int mc_store_post_config(apr_pool_t *pconf, server_rec *s)
                      "mc-store-mutex: cannot create the session store mutex");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    /* Sizes of what we store: 34-byte keys, records around 1 KB, sessions live for hours. */
-    hints.avg_id_len = 34;
-    hints.avg_obj_size = 1200;
-    hints.expiry_interval = 60;
-    rv = mc_store_config.provider->init(store_instance, MC_CACHE_NAME, &hints, s, pconf);
-    if (rv != APR_SUCCESS) {
+    if (survives_restart(name)) {
+        const char *spec = apr_pstrcat(pconf, name, ":", mc_store_config.provider_args
+                                       ? mc_store_config.provider_args : "", NULL);
+        mc_retained_store *kept = ap_retained_data_get(MC_RETAINED_KEY);
+        if (!kept) {
+            kept = ap_retained_data_create(MC_RETAINED_KEY, sizeof(*kept));
+        }
+        if (kept->instance && (kept->provider != mc_store_config.provider
+                               || strcmp(kept->spec, spec))) {
+            /* Configuration changed: the old segment goes with its sessions. */
+            kept->provider->destroy(kept->instance, s);
+            kept->instance = NULL;
+        }
+        if (!kept->instance) {
+            apr_pool_t *life = s->process->pool;
+            if ((rv = make_instance(life, s, &kept->instance)) != APR_SUCCESS) {
+                kept->instance = NULL;
+                ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
+                             "mc-store-init: cannot initialise the session store (%s)", spec);
+                return HTTP_INTERNAL_SERVER_ERROR;
+            }
+            kept->provider = mc_store_config.provider;
+            kept->spec = apr_pstrdup(life, spec);
+        }
+        else {
+            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
+                         "mc-store: keeping the session store across the restart");
+        }
+        store_instance = kept->instance;
+        return OK;
+    }
+    if ((rv = make_instance(pconf, s, &store_instance)) != APR_SUCCESS) {
+        store_instance = NULL;
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
-                     "mc-store-init: cannot initialise the session store (%s)",
-                     mc_store_config.provider_name ? mc_store_config.provider_name : "shmcb");
+                     "mc-store-init: cannot initialise the session store (%s)", name);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     destroy_server = s;
@@ -136,13 +202,41 @@ static void unlock(int always)
     }
 }
 
+/* While a networked store (redis, memcached) is down, stop asking it for a while: requests
+ * answer 503 at once instead of each paying a failed connection, and the provider does not
+ * log every request. The pause outlasts apr-util's own 5-second retry of a dead server, so
+ * the first call after it really tries to connect (a dead server otherwise looks like a
+ * miss). Per process, no lock needed: a lost update only shortens or lengthens a pause. */
+#define MC_STORE_PAUSE apr_time_from_sec(10)
+static apr_time_t paused_until;
+
+static int paused(void)
+{
+    return paused_until && apr_time_now() < paused_until;
+}
+
+static apr_status_t observe(apr_status_t rv)
+{
+    if (rv == APR_SUCCESS || APR_STATUS_IS_NOTFOUND(rv) || rv == APR_ENOSPC) {
+        paused_until = 0;
+    }
+    else if (!store_needs_mutex) {
+        paused_until = apr_time_now() + MC_STORE_PAUSE;
+    }
+    return rv;
+}
+
 static apr_status_t retrieve(server_rec *s, const char *key, apr_pool_t *p,
                              unsigned char **data, apr_size_t *len)
 {
     unsigned char *buf = apr_palloc(p, MC_STORE_MAX_RECORD);
     unsigned int n = MC_STORE_MAX_RECORD;
-    apr_status_t rv = mc_store_config.provider->retrieve(
-        store_instance, s, (const unsigned char *)key, (unsigned int)strlen(key), buf, &n, p);
+    apr_status_t rv;
+    if (paused()) {
+        return APR_EGENERAL;
+    }
+    rv = observe(mc_store_config.provider->retrieve(
+        store_instance, s, (const unsigned char *)key, (unsigned int)strlen(key), buf, &n, p));
     if (rv == APR_SUCCESS) {
         *data = buf;
         *len = n;
@@ -156,15 +250,23 @@ static apr_status_t store(server_rec *s, const char *key, apr_time_t expiry,
     if (len > MC_STORE_MAX_RECORD) {
         return APR_ENOSPC;
     }
-    return mc_store_config.provider->store(store_instance, s, (const unsigned char *)key,
-                                           (unsigned int)strlen(key), expiry,
-                                           (unsigned char *)data, (unsigned int)len, p);
+    if (paused()) {
+        return APR_EGENERAL;
+    }
+    return observe(mc_store_config.provider->store(store_instance, s,
+                                                   (const unsigned char *)key,
+                                                   (unsigned int)strlen(key), expiry,
+                                                   (unsigned char *)data, (unsigned int)len, p));
 }
 
 static apr_status_t remove_key(server_rec *s, const char *key, apr_pool_t *p)
 {
-    return mc_store_config.provider->remove(store_instance, s, (const unsigned char *)key,
-                                            (unsigned int)strlen(key), p);
+    if (paused()) {
+        return APR_EGENERAL;
+    }
+    return observe(mc_store_config.provider->remove(store_instance, s,
+                                                    (const unsigned char *)key,
+                                                    (unsigned int)strlen(key), p));
 }
 
 apr_status_t mc_store_get(server_rec *s, const char *key, apr_pool_t *p,
@@ -285,4 +387,31 @@ int mc_store_locked(server_rec *s, const char *key, apr_pool_t *p)
     unsigned char *data;
     apr_size_t len;
     return mc_store_get(s, key, p, &data, &len) == APR_SUCCESS;
+}
+
+/* Store trouble is logged once per burst: at ERR when it starts (and every 60 s while it
+ * lasts), at DEBUG for the requests in between, so an outage does not flood the log. */
+static apr_time_t trouble_logged;
+
+void mc_store_trouble(request_rec *r, apr_status_t rv, const char *what)
+{
+    apr_time_t now = apr_time_now();
+    int level = APLOG_DEBUG;
+    mc_stat_inc(MC_STAT_STORE_ERROR);
+    if (now - trouble_logged > apr_time_from_sec(60)) {
+        trouble_logged = now;
+        level = APLOG_ERR;
+    }
+    ap_log_rerror(APLOG_MARK, level, rv, r, "mc-store: %s (session store %s unavailable; "
+                  "further failures in the next minute are logged at debug level)", what,
+                  store_name());
+}
+
+void mc_store_recovered(request_rec *r)
+{
+    if (trouble_logged) {
+        trouble_logged = 0;
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, "mc-store: the session store answers "
+                      "again");
+    }
 }

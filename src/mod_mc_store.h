@@ -36,4 +36,8 @@ apr_status_t mc_store_lock(server_rec *s, const char *key, apr_interval_time_t t
                            apr_pool_t *p);
 int mc_store_locked(server_rec *s, const char *key, apr_pool_t *p);
 
+/* Log a store failure once per burst; note when it answers again. */
+void mc_store_trouble(request_rec *r, apr_status_t rv, const char *what);
+void mc_store_recovered(request_rec *r);
+
 #endif

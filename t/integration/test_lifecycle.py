@@ -69,12 +69,14 @@ def env(b, url, **kw):
 
 
 def test_concurrent_requests_refresh_once(race_site, sandbox, ca):
-    sandbox.control("config", {"token_lifetime": 3})
+    # 6-second tokens refreshed 1 s before expiry: the 40 requests of a round must finish
+    # within 5 s, or the next token becomes due and a second, legitimate refresh happens.
+    sandbox.control("config", {"token_lifetime": 6})
     b = Browser(ca)
     b.login(race_site.url + "/account/env.cgi")
     first = env(b, race_site.url + "/account/env.cgi")["MONEI_TOKEN_EXPIRES"]
     for round_no in range(5):
-        time.sleep(3.3)     # the access token has expired now
+        time.sleep(6.3)     # the access token has expired now
         before = sandbox.counters()
         with concurrent.futures.ThreadPoolExecutor(40) as pool:
             codes = list(pool.map(lambda i: b.s.get(race_site.url + "/account/env.cgi",

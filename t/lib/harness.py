@@ -343,6 +343,8 @@ class Redis:
 
     def start(self):
         os.makedirs(self.dir, exist_ok=True)
+        if os.geteuid() == 0:
+            os.chmod(self.dir, 0o777)
         self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind",
                                       "127.0.0.1", "--save", "", "--appendonly", "no",
                                       "--dir", self.dir, "--logfile",
@@ -379,3 +381,25 @@ class Redis:
         raw = self.PREFIX + key.hex().encode()
         return subprocess.run(["redis-cli", "-p", str(self.port), "--raw", "GET", raw],
                               capture_output=True, timeout=10).stdout
+
+
+class Memcached:
+    """A private memcached on a loopback port."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.proc = None
+
+    def start(self):
+        cmd = ["memcached", "-l", "127.0.0.1", "-p", str(self.port), "-U", "0", "-m", "16"]
+        if os.geteuid() == 0:
+            cmd += ["-u", "nobody"]
+        self.proc = subprocess.Popen(cmd)
+        wait_port(self.port)
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(5)
+        self.proc = None

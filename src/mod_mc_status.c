@@ -1,0 +1,137 @@
+/* SetHandler monei-connect-status: counters since start across all processes, in the
+ * Prometheus text format (?json for JSON). The counters live in a small anonymous shared
+ * memory segment kept by the parent across restarts, incremented with atomic operations. */
+#include "mod_mc.h"
+#include "mod_mc_status.h"
+
+#include "http_protocol.h"
+#include <apr_atomic.h>
+#include <apr_shm.h>
+#include <apr_strings.h>
+
+APLOG_USE_MODULE(monei_connect);
+
+typedef struct {
+    apr_uint32_t started_at;
+    apr_uint32_t counter[MC_STAT_COUNT];
+} mc_counters;
+
+typedef struct {
+    apr_shm_t *shm;
+} mc_retained_status;
+
+static mc_counters *counters;
+
+/* name, label (or NULL), help: one line per counter of the Prometheus output. */
+static const struct {
+    const char *name;
+    const char *label;
+    const char *json;
+} stat_names[MC_STAT_COUNT] = {
+    { "monei_connect_logins_started_total", NULL, "logins_started" },
+    { "monei_connect_logins_completed_total", NULL, "logins_completed" },
+    { "monei_connect_logins_failed_total", "reason=\"state\"", "logins_failed_state" },
+    { "monei_connect_logins_failed_total", "reason=\"denied\"", "logins_failed_denied" },
+    { "monei_connect_logins_failed_total", "reason=\"provider_error\"", "logins_failed_provider_error" },
+    { "monei_connect_logins_failed_total", "reason=\"exchange\"", "logins_failed_exchange" },
+    { "monei_connect_logins_failed_total", "reason=\"store\"", "logins_failed_store" },
+    { "monei_connect_step_ups_total", NULL, "step_ups" },
+    { "monei_connect_refreshes_total", "result=\"ok\"", "refreshes_ok" },
+    { "monei_connect_refreshes_total", "result=\"failed\"", "refreshes_failed" },
+    { "monei_connect_refreshes_total", "result=\"rate_limited\"", "refreshes_rate_limited" },
+    { "monei_connect_revocations_total", NULL, "revocations" },
+    { "monei_connect_disconnects_total", NULL, "disconnects" },
+    { "monei_connect_store_errors_total", NULL, "store_errors" },
+};
+
+static const char *help_for(const char *name)
+{
+    if (!strcmp(name, "monei_connect_logins_started_total")) {
+        return "Logins sent to Monei.";
+    }
+    if (!strcmp(name, "monei_connect_logins_completed_total")) {
+        return "Logins that ended in a new session.";
+    }
+    if (!strcmp(name, "monei_connect_logins_failed_total")) {
+        return "Callbacks that did not end in a session, by reason.";
+    }
+    if (!strcmp(name, "monei_connect_step_ups_total")) {
+        return "Users sent to Monei for missing scopes.";
+    }
+    if (!strcmp(name, "monei_connect_refreshes_total")) {
+        return "Access token refreshes, by result.";
+    }
+    if (!strcmp(name, "monei_connect_revocations_total")) {
+        return "Sessions ended because Monei rejected their tokens.";
+    }
+    if (!strcmp(name, "monei_connect_disconnects_total")) {
+        return "Disconnects.";
+    }
+    return "Session store failures.";
+}
+
+int mc_status_post_config(apr_pool_t *pconf, server_rec *s)
+{
+    mc_retained_status *kept = ap_retained_data_get("mod_monei_connect-status");
+    apr_status_t rv;
+
+    if (!kept) {
+        kept = ap_retained_data_create("mod_monei_connect-status", sizeof(*kept));
+    }
+    if (!kept->shm) {
+        rv = apr_shm_create(&kept->shm, sizeof(mc_counters), NULL, s->process->pool);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
+                         "mc-status: no shared memory for counters; status page disabled");
+            counters = NULL;
+            return OK;
+        }
+        counters = apr_shm_baseaddr_get(kept->shm);
+        memset(counters, 0, sizeof(*counters));
+        counters->started_at = (apr_uint32_t)apr_time_sec(apr_time_now());
+    }
+    counters = apr_shm_baseaddr_get(kept->shm);
+    return OK;
+}
+
+void mc_stat_inc(mc_stat which)
+{
+    if (counters && which < MC_STAT_COUNT) {
+        apr_atomic_inc32(&counters->counter[which]);
+    }
+}
+
+int mc_status_handler(request_rec *r)
+{
+    int i;
+
+    if (!counters) {
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    if (r->args && (!strcmp(r->args, "json") || !strncmp(r->args, "json&", 5))) {
+        ap_set_content_type(r, "application/json");
+        ap_rprintf(r, "{\"started_at\":%u", apr_atomic_read32(&counters->started_at));
+        for (i = 0; i < MC_STAT_COUNT; i++) {
+            ap_rprintf(r, ",\"%s\":%u", stat_names[i].json,
+                       apr_atomic_read32(&counters->counter[i]));
+        }
+        ap_rputs("}\n", r);
+        return OK;
+    }
+    ap_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
+    for (i = 0; i < MC_STAT_COUNT; i++) {
+        if (i == 0 || strcmp(stat_names[i].name, stat_names[i - 1].name)) {
+            ap_rprintf(r, "# HELP %s %s\n# TYPE %s counter\n", stat_names[i].name,
+                       help_for(stat_names[i].name), stat_names[i].name);
+        }
+        ap_rprintf(r, "%s%s%s%s %u\n", stat_names[i].name, stat_names[i].label ? "{" : "",
+                   stat_names[i].label ? stat_names[i].label : "",
+                   stat_names[i].label ? "}" : "", apr_atomic_read32(&counters->counter[i]));
+    }
+    ap_rprintf(r, "# HELP monei_connect_start_time_seconds When the counters started.\n"
+               "# TYPE monei_connect_start_time_seconds gauge\n"
+               "monei_connect_start_time_seconds %u\n",
+               apr_atomic_read32(&counters->started_at));
+    return OK;
+}
