@@ -36,7 +36,8 @@ def test_module_loads_and_serves(sandbox, httpd_factory):
 def test_directive_help_is_listed(sandbox, httpd_factory):
     h = httpd_factory("help", "")
     h.write_conf()
-    r = subprocess.run([harness.HTTPD, "-f", h.conf, "-L"], capture_output=True, text=True)
+    r = subprocess.run([harness.HTTPD, "-f", h.conf, "-L"], capture_output=True, text=True,
+                       env=harness.sanitizer_env())
     assert r.returncode == 0, r.stderr
     for name in ("MoneiConnectClientID", "MoneiConnectCryptoPassphrase",
                  "MoneiConnectSessionStore", "MoneiConnectUnauthAction"):

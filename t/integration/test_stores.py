@@ -121,7 +121,7 @@ def test_shmcb_survives_graceful_and_restart(httpd_factory, sandbox, ca):
     h.graceful()
     assert br.get(h.url + "/account/env.cgi").status_code == 200
     r = harness.subprocess.run([harness.HTTPD, "-f", h.conf, "-k", "restart"],
-                               capture_output=True, text=True)
+                               capture_output=True, text=True, env=harness.sanitizer_env())
     assert r.returncode == 0, r.stderr
     time.sleep(1.0)
     harness.wait_port(h.port)
