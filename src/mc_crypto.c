@@ -475,6 +475,28 @@ out:
 }
 
 /* Try one key; on success plain[0..plen) holds the authenticated plaintext. */
+/* Every request opens a record: one AES-GCM decryption context per thread, set up once
+ * (cipher fetch and IV length), then re-keyed per record. Threads live as long as their
+ * process, so the context is never freed. */
+static __thread EVP_CIPHER_CTX *mc_decrypt_ctx;
+
+static EVP_CIPHER_CTX *mc_thread_decrypt_ctx(void)
+{
+    if (!mc_decrypt_ctx) {
+        EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+        if (!ctx) {
+            return NULL;
+        }
+        if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1
+            || EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, MC_GCM_NONCE_LEN, NULL) != 1) {
+            EVP_CIPHER_CTX_free(ctx);
+            return NULL;
+        }
+        mc_decrypt_ctx = ctx;
+    }
+    return mc_decrypt_ctx;
+}
+
 static apr_status_t mc_record_try_key(const mc_key_t *k,
                                       const char *aad, apr_size_t aadlen,
                                       const unsigned char *in, apr_size_t plen,
@@ -489,12 +511,10 @@ static apr_status_t mc_record_try_key(const mc_key_t *k,
 
     /* The tag ctrl takes a non-const pointer; never hand it the input. */
     memcpy(tag, ct + plen, MC_GCM_TAG_LEN);
-    if (!(ctx = EVP_CIPHER_CTX_new())) {
+    if (!(ctx = mc_thread_decrypt_ctx())) {
         return APR_ENOMEM;
     }
-    if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1
-        || EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, MC_GCM_NONCE_LEN, NULL) != 1
-        || EVP_DecryptInit_ex(ctx, NULL, NULL, k->key, nonce) != 1
+    if (EVP_DecryptInit_ex(ctx, NULL, NULL, k->key, nonce) != 1
         || EVP_DecryptUpdate(ctx, NULL, &len, in, 1 + MC_KEY_ID_LEN) != 1) {
         goto out;
     }
@@ -515,7 +535,6 @@ static apr_status_t mc_record_try_key(const mc_key_t *k,
     }
     rv = APR_SUCCESS;
 out:
-    EVP_CIPHER_CTX_free(ctx);
     return rv;
 }
 

@@ -574,3 +574,32 @@ const char *mc_monei_user_id(apr_pool_t *p, const char *user_data_json)
     json_decref(data);
     return id && *id ? mc_sanitize_value(p, id) : NULL;
 }
+
+typedef struct {
+    apr_pool_t *p;
+    const char *out;
+} flat_baton;
+
+static int flatten_one(void *rec, const char *key, const char *value)
+{
+    flat_baton *fb = rec;
+    fb->out = apr_pstrcat(fb->p, fb->out, key, "\t", value, "\n", NULL);
+    return 1;
+}
+
+char *mc_snapshot_exports(apr_pool_t *p, const char *wallet_json, const char *user_json)
+{
+    apr_table_t *vars = apr_table_make(p, 12);
+    flat_baton fb;
+
+    if (wallet_json) {
+        mc_export_wallet(p, wallet_json, vars);
+    }
+    if (user_json) {
+        mc_export_user(p, user_json, vars);
+    }
+    fb.p = p;
+    fb.out = "";
+    apr_table_do(flatten_one, &fb, vars, NULL);
+    return (char *)fb.out;
+}

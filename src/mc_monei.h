@@ -118,4 +118,9 @@ void mc_export_user(apr_pool_t *p, const char *data_json, apr_table_t *vars);
 const char *mc_monei_fiat_id(apr_pool_t *p, const char *wallet_data_json);
 const char *mc_monei_user_id(apr_pool_t *p, const char *user_data_json);
 
+/* The variables of a snapshot flattened once, "NAME\tvalue\n"… (values are sanitized, so
+ * they hold neither tab nor newline): stored with the session so that requests export them
+ * without parsing JSON. */
+char *mc_snapshot_exports(apr_pool_t *p, const char *wallet_json, const char *user_json);
+
 #endif /* MC_MONEI_H */

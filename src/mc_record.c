@@ -35,6 +35,7 @@ static const mc_field_desc mc_session_fields[] = {
     { 0x14, MC_FT_STRING, offsetof(mc_session_rec, wallet_json) },
     { 0x15, MC_FT_STRING, offsetof(mc_session_rec, user_json) },
     { 0x16, MC_FT_STRING, offsetof(mc_session_rec, declined) },
+    { 0x17, MC_FT_STRING, offsetof(mc_session_rec, exports) },
 };
 
 static const mc_field_desc mc_state_fields[] = {

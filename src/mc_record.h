@@ -52,6 +52,8 @@ typedef struct {
     int snapshot_stale;         /* 1 when last fetch failed and an older snapshot is served */
     const char *declined;       /* scopes the user declined at the last step-up, NULL if none */
     apr_int64_t declined_at;    /* when; a page needing them shows 403 instead of looping */
+    const char *exports;        /* the snapshot's variables, flattened once when it was
+                                 * fetched: "NAME\tvalue\n"…, so requests need no JSON parse */
 } mc_session_rec;
 
 typedef struct {

@@ -211,6 +211,7 @@ int mc_api_snapshot(request_rec *r, mc_session_rec *sess)
     }
     sess->wallet_json = wallet;
     sess->user_json = user;
+    sess->exports = mc_snapshot_exports(r->pool, wallet, user);
     if (ok) {
         sess->snapshot_at = apr_time_sec(apr_time_now());
         sess->snapshot_stale = 0;

@@ -221,6 +221,19 @@ static void add_scopes(request_rec *r, const char *scopes, apr_table_t *vars)
     }
 }
 
+/* Variables flattened when the snapshot was fetched (mc_snapshot_exports). */
+static void add_flattened(request_rec *r, const char *flat, apr_table_t *vars)
+{
+    char *copy = apr_pstrdup(r->pool, flat), *line, *last;
+    for (line = apr_strtok(copy, "\n", &last); line; line = apr_strtok(NULL, "\n", &last)) {
+        char *tab = strchr(line, '\t');
+        if (tab) {
+            *tab = '\0';
+            apr_table_setn(vars, line, tab + 1);
+        }
+    }
+}
+
 static int export_one(void *rec, const char *key, const char *value)
 {
     request_rec *r = rec;
@@ -255,11 +268,16 @@ void mc_export(request_rec *r, const mc_session_rec *s)
         add_scopes(r, s->scopes, vars);
         apr_table_setn(vars, "MONEI_TOKEN_EXPIRES",
                        apr_psprintf(r->pool, "%" APR_INT64_T_FMT, s->expires_at));
-        if (s->wallet_json && mc_scope_has(s->scopes, "wallet:read")) {
-            mc_export_wallet(r->pool, s->wallet_json, vars);
+        if (s->exports) {
+            add_flattened(r, s->exports, vars);
         }
-        if (s->user_json && mc_scope_has(s->scopes, "profile:read")) {
-            mc_export_user(r->pool, s->user_json, vars);
+        else {
+            if (s->wallet_json && mc_scope_has(s->scopes, "wallet:read")) {
+                mc_export_wallet(r->pool, s->wallet_json, vars);
+            }
+            if (s->user_json && mc_scope_has(s->scopes, "profile:read")) {
+                mc_export_user(r->pool, s->user_json, vars);
+            }
         }
         /* Snapshot bookkeeping only exists when something was granted to snapshot. */
         if (mc_scope_has(s->scopes, "wallet:read") || mc_scope_has(s->scopes, "profile:read")) {

@@ -539,6 +539,23 @@ static void test_user(void)
           "user snapshot: data a string");
 }
 
+static void test_snapshot_exports(void)
+{
+    const char *wallet = "{\"nairaBalance\":\"1805.00\",\"subwallets\":[{\"id\":\"w1\","
+                         "\"type\":\"FIAT\",\"virtualAccount\":{\"accountNumber\":\"901\","
+                         "\"bankName\":\"Wema\\tBank\\nX\"}}]}";
+    const char *user = "{\"id\":\"u1\",\"firstName\":\"Ad\u00e9b\u00e1y\u1ecd\",\"lastName\":null}";
+    char *flat = mc_snapshot_exports(pool, wallet, user);
+    CHECK(flat && strstr(flat, "MONEI_WALLET_NAIRA_BALANCE\t1805.00\n") != NULL,
+          "exports: balance flattened");
+    CHECK(strstr(flat, "MONEI_WALLET_VIRTUAL_ACCOUNT_BANK\tWema Bank X\n") != NULL,
+          "exports: tab/newline in a value become spaces, so the format stays line-based");
+    CHECK(strstr(flat, "MONEI_USER_FIRST_NAME\tAd\xc3\xa9" "b\xc3\xa1y\xe1\xbb\x8d\n") != NULL,
+          "exports: UTF-8 kept");
+    CHECK(strstr(flat, "MONEI_USER_LAST_NAME") == NULL, "exports: null field absent");
+    CHECK(mc_snapshot_exports(pool, NULL, NULL)[0] == '\0', "exports: nothing granted, empty");
+}
+
 int main(void)
 {
     int rc;
@@ -552,6 +569,7 @@ int main(void)
     test_scopes();
     test_wallet();
     test_user();
+    test_snapshot_exports();
     rc = mc_test_done();
     apr_pool_destroy(pool);
     apr_terminate();
