@@ -315,7 +315,10 @@ char *mc_store_key(apr_pool_t *p, char kind, const char *id)
         return NULL;
     }
     enc = mc_b64url_encode(p, md, MC_STORE_HASH_BYTES);
-    return enc ? apr_psprintf(p, "%c:%s", kind, enc) : NULL;
+    /* The hash comes first: shmcb picks the sub-cache from the key's first byte, and a
+     * constant prefix would put every session into one sub-cache (1/8 of the default
+     * segment or less). */
+    return enc ? apr_psprintf(p, "%s:%c", enc, kind) : NULL;
 }
 
 /* ------------------------------------------------------------------ */
