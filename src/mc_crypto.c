@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 
 #include <apr_strings.h>
 
@@ -479,14 +480,27 @@ out:
 
 /* Try one key; on success plain[0..plen) holds the authenticated plaintext. */
 /* Every request opens a record: one AES-GCM decryption context per thread, set up once
- * (cipher fetch and IV length), then re-keyed per record. Threads live as long as their
- * process, so the context is never freed. */
-static __thread EVP_CIPHER_CTX *mc_decrypt_ctx;
+ * (cipher fetch and IV length), then re-keyed per record; freed when the thread ends. */
+static pthread_key_t mc_decrypt_key;
+static pthread_once_t mc_decrypt_once = PTHREAD_ONCE_INIT;
+
+static void mc_decrypt_ctx_free(void *ctx)
+{
+    EVP_CIPHER_CTX_free(ctx);
+}
+
+static void mc_decrypt_key_init(void)
+{
+    pthread_key_create(&mc_decrypt_key, mc_decrypt_ctx_free);
+}
 
 static EVP_CIPHER_CTX *mc_thread_decrypt_ctx(void)
 {
-    if (!mc_decrypt_ctx) {
-        EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    EVP_CIPHER_CTX *ctx;
+    pthread_once(&mc_decrypt_once, mc_decrypt_key_init);
+    ctx = pthread_getspecific(mc_decrypt_key);
+    if (!ctx) {
+        ctx = EVP_CIPHER_CTX_new();
         if (!ctx) {
             return NULL;
         }
@@ -495,9 +509,9 @@ static EVP_CIPHER_CTX *mc_thread_decrypt_ctx(void)
             EVP_CIPHER_CTX_free(ctx);
             return NULL;
         }
-        mc_decrypt_ctx = ctx;
+        pthread_setspecific(mc_decrypt_key, ctx);
     }
-    return mc_decrypt_ctx;
+    return ctx;
 }
 
 static apr_status_t mc_record_try_key(const mc_key_t *k,

@@ -9,8 +9,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <ctype.h>
+#include <pthread.h>
 
-static __thread CURL *thread_handle;
+/* One handle per thread, freed when the thread ends (a thread-specific key with a
+ * destructor, so nothing is lost when httpd retires a worker thread). */
+static pthread_key_t handle_key;
+static pthread_once_t handle_once = PTHREAD_ONCE_INIT;
+
+static void handle_free(void *h)
+{
+    curl_easy_cleanup(h);
+}
+
+static void handle_key_init(void)
+{
+    pthread_key_create(&handle_key, handle_free);
+}
 
 typedef struct {
     apr_pool_t *p;
@@ -75,14 +89,20 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 
 static CURL *handle(void)
 {
-    if (!thread_handle) {
-        thread_handle = curl_easy_init();
+    CURL *h;
+    pthread_once(&handle_once, handle_key_init);
+    h = pthread_getspecific(handle_key);
+    if (!h) {
+        h = curl_easy_init();
+        if (h) {
+            pthread_setspecific(handle_key, h);
+        }
     }
     else {
         /* Keeps the connection cache; forgets the previous request's options. */
-        curl_easy_reset(thread_handle);
+        curl_easy_reset(h);
     }
-    return thread_handle;
+    return h;
 }
 
 static mc_http_err classify(CURLcode rc)
