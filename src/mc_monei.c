@@ -583,6 +583,10 @@ typedef struct {
 static int flatten_one(void *rec, const char *key, const char *value)
 {
     flat_baton *fb = rec;
+    /* The JSON variables are the stored snapshots themselves: not stored twice. */
+    if (!strcmp(key, "MONEI_WALLET_JSON") || !strcmp(key, "MONEI_USER_JSON")) {
+        return 1;
+    }
     fb->out = apr_pstrcat(fb->p, fb->out, key, "\t", value, "\n", NULL);
     return 1;
 }

@@ -120,7 +120,8 @@ const char *mc_monei_user_id(apr_pool_t *p, const char *user_data_json);
 
 /* The variables of a snapshot flattened once, "NAME\tvalue\n"… (values are sanitized, so
  * they hold neither tab nor newline): stored with the session so that requests export them
- * without parsing JSON. */
+ * without parsing JSON. MONEI_WALLET_JSON / MONEI_USER_JSON are left out: they are the
+ * stored snapshots themselves (compact JSON from jansson, so free of control characters). */
 char *mc_snapshot_exports(apr_pool_t *p, const char *wallet_json, const char *user_json);
 
 #endif /* MC_MONEI_H */

@@ -270,6 +270,12 @@ void mc_export(request_rec *r, const mc_session_rec *s)
                        apr_psprintf(r->pool, "%" APR_INT64_T_FMT, s->expires_at));
         if (s->exports) {
             add_flattened(r, s->exports, vars);
+            if (s->wallet_json) {
+                apr_table_setn(vars, "MONEI_WALLET_JSON", s->wallet_json);
+            }
+            if (s->user_json) {
+                apr_table_setn(vars, "MONEI_USER_JSON", s->user_json);
+            }
         }
         else {
             if (s->wallet_json && mc_scope_has(s->scopes, "wallet:read")) {

@@ -395,6 +395,9 @@ def test_record_in_store_has_no_clear_token(sandbox, ca, httpd_factory):
             for s in secrets:
                 assert s.encode() not in v
             assert b"wallet" not in v and b"nairaBalance" not in v
+        sizes = [len(redis.get(k)) - 1 for k in keys if k.endswith(b":s")]   # minus newline
+        print("\nstored session record (wallet + profile): %d bytes" % max(sizes))
+        assert sizes and max(sizes) <= 2048
         # hot path does not rewrite the record
         snap = {k: redis.get(k) for k in keys}
         for _ in range(20):
