@@ -44,3 +44,22 @@ def httpd_factory():
     yield make
     for h in started:
         h.stop()
+
+
+@pytest.fixture
+def fresh_sandbox(sandbox):
+    """A sandbox as new: no codes, tokens, grants or faults, rate limits off (tests that want
+    them set them)."""
+    sandbox.reset()
+    sandbox.control("config", {"authorize_rate_limit": 0, "token_rate_limit": 0})
+    sandbox.control("faults", method="DELETE")
+    yield sandbox
+    sandbox.control("faults", method="DELETE")
+
+
+@pytest.fixture(scope="module")
+def backend():
+    """An application behind mod_proxy that echoes the headers it receives."""
+    b = harness.EchoBackend().start()
+    yield b
+    b.stop()

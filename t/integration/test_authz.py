@@ -1,11 +1,13 @@
 """Issue 5: Require monei-scope with step-up, API clients, reverse proxies."""
-import json
 import urllib.parse
 
 import pytest
 
 import harness
 from browser import Browser
+
+# every test starts from a reset sandbox without rate limits or faults (t/conftest.py)
+pytestmark = pytest.mark.usefixtures("fresh_sandbox")
 
 CONF = """
 <Location /read>
@@ -58,11 +60,7 @@ Alias /allip {htdocs}/account
     </RequireAll>
 </Location>
 Alias /allok {htdocs}/account
-<Location /account>
-    AuthType MoneiConnect
-    Require valid-user
-</Location>
-<Location /always401>
+""" + harness.ACCOUNT_LOCATION + """<Location /always401>
     AuthType MoneiConnect
     MoneiConnectUnauthAction 401
     Require valid-user
@@ -91,13 +89,6 @@ ProxyPass /backend-token/ http://127.0.0.1:{backend}/
 
 
 @pytest.fixture(scope="module")
-def backend():
-    b = harness.EchoBackend().start()
-    yield b
-    b.stop()
-
-
-@pytest.fixture(scope="module")
 def site(sandbox, backend):
     h = harness.Httpd("authz", "", modules=("proxy", "proxy_http"))
     h.body = harness.monei_directives(sandbox, h.port) + CONF.format(
@@ -105,12 +96,6 @@ def site(sandbox, backend):
     h.start()
     yield h
     h.stop()
-
-
-@pytest.fixture(autouse=True)
-def fresh_sandbox(sandbox):
-    sandbox.reset()
-    sandbox.control("config", {"authorize_rate_limit": 0, "token_rate_limit": 0})
 
 
 def env(resp):

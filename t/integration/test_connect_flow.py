@@ -1,7 +1,6 @@
 """Issue 3: the connect flow against a real httpd (event MPM, several children) and the
 sandbox over HTTPS with our own CA."""
 import json
-import re
 import threading
 import urllib.parse
 
@@ -10,13 +9,12 @@ import pytest
 import harness
 from browser import Browser
 
+# every test starts from a reset sandbox without rate limits or faults (t/conftest.py)
+pytestmark = pytest.mark.usefixtures("fresh_sandbox")
+
 FLOW = """
 MoneiConnectTrustedReturnHost trusted.example
-<Location /account>
-    AuthType MoneiConnect
-    Require valid-user
-</Location>
-<Location /walletonly>
+""" + harness.ACCOUNT_LOCATION + """<Location /walletonly>
     AuthType MoneiConnect
     MoneiConnectScope "wallet:read"
     Require valid-user
@@ -25,26 +23,13 @@ Alias /walletonly {htdocs}/account
 <Location /connect-monei>
     SetHandler monei-connect-login
 </Location>
-<Location /dashboard>
-    AuthType MoneiConnect
-    MoneiConnectUnauthAction pass
-    Require all granted
-    SetHandler monei-connect-info
-</Location>
-ProxyPass /backend/ http://127.0.0.1:{backend}/
+""" + harness.DASHBOARD_LOCATION + """ProxyPass /backend/ http://127.0.0.1:{backend}/
 <Location /backend/>
     AuthType MoneiConnect
     MoneiConnectExport both
     Require valid-user
 </Location>
 """
-
-
-@pytest.fixture(scope="module")
-def backend():
-    b = harness.EchoBackend().start()
-    yield b
-    b.stop()
 
 
 @pytest.fixture(scope="module")
@@ -55,13 +40,6 @@ def site(sandbox, backend):
     h.start()
     yield h
     h.stop()
-
-
-@pytest.fixture(autouse=True)
-def fresh_sandbox(sandbox):
-    sandbox.reset()
-    sandbox.control("config", {"token_rate_limit": 0, "authorize_rate_limit": 0})
-    yield
 
 
 def env_of(resp):

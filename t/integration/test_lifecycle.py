@@ -9,12 +9,10 @@ import pytest
 import harness
 from browser import Browser
 
-PROTECT = """
-<Location /account>
-    AuthType MoneiConnect
-    Require valid-user
-</Location>
-<Location /live>
+# every test starts from a reset sandbox without rate limits or faults (t/conftest.py)
+pytestmark = pytest.mark.usefixtures("fresh_sandbox")
+
+PROTECT = harness.ACCOUNT_LOCATION + """<Location /live>
     AuthType MoneiConnect
     MoneiConnectWalletMaxAge 0
     Require valid-user
@@ -29,13 +27,7 @@ Alias /quick {htdocs}/account
 <Location /bye>
     SetHandler monei-connect-disconnect
 </Location>
-<Location /dashboard>
-    AuthType MoneiConnect
-    MoneiConnectUnauthAction pass
-    Require all granted
-    SetHandler monei-connect-info
-</Location>
-MoneiConnectTrustedReturnHost trusted.example
+""" + harness.DASHBOARD_LOCATION + """MoneiConnectTrustedReturnHost trusted.example
 """
 
 
@@ -44,15 +36,6 @@ def make_site(sandbox, name, extra="", modules=()):
     h.body = harness.monei_directives(sandbox, h.port, extra=extra) + \
         PROTECT.format(htdocs=harness.HTDOCS)
     return h.start()
-
-
-@pytest.fixture(autouse=True)
-def fresh_sandbox(sandbox):
-    sandbox.reset()
-    sandbox.control("config", {"authorize_rate_limit": 0})
-    sandbox.control("faults", method="DELETE")
-    yield
-    sandbox.control("faults", method="DELETE")
 
 
 @pytest.fixture(scope="module")

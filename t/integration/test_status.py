@@ -1,17 +1,10 @@
 """Issue 9: the status handler's counters move as a scripted flow predicts."""
 import re
 
-import pytest
-
 import harness
 from browser import Browser
 
-CONF = """
-<Location /account>
-    AuthType MoneiConnect
-    Require valid-user
-</Location>
-<Location /live>
+CONF = harness.ACCOUNT_LOCATION + """<Location /live>
     AuthType MoneiConnect
     MoneiConnectWalletMaxAge 0
     Require valid-user

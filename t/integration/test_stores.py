@@ -8,28 +8,13 @@ import pytest
 import harness
 from browser import Browser
 
-PROTECT = """
-<Location /account>
-    AuthType MoneiConnect
-    Require valid-user
-</Location>
-<Location /bye>
+# every test starts from a reset sandbox without rate limits or faults (t/conftest.py)
+pytestmark = pytest.mark.usefixtures("fresh_sandbox")
+
+PROTECT = harness.ACCOUNT_LOCATION + """<Location /bye>
     SetHandler monei-connect-disconnect
 </Location>
-<Location /dashboard>
-    AuthType MoneiConnect
-    MoneiConnectUnauthAction pass
-    Require all granted
-    SetHandler monei-connect-info
-</Location>
-"""
-
-
-@pytest.fixture(autouse=True)
-def fresh_sandbox(sandbox):
-    sandbox.reset()
-    sandbox.control("config", {"authorize_rate_limit": 0, "token_rate_limit": 0})
-    sandbox.control("faults", method="DELETE")
+""" + harness.DASHBOARD_LOCATION
 
 
 def site(httpd_factory, sandbox, name, store, modules=(), extra=""):

@@ -25,12 +25,7 @@ def test_no_leaks_under_valgrind(sandbox, ca):
     h = harness.Httpd("valgrind", "")
     h.body = harness.monei_directives(
         sandbox, h.port, extra="MoneiConnectRefreshBeforeExpiry 1\nMoneiConnectWalletMaxAge 1"
-    ) + """
-<Location /account>
-    AuthType MoneiConnect
-    Require valid-user
-</Location>
-"""
+    ) + harness.ACCOUNT_LOCATION
     h.write_conf()
     log = os.path.join(h.dir, "logs", "valgrind.log")
     # -X: one process, so every request of the test runs under valgrind.

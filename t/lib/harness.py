@@ -6,9 +6,7 @@ guard can scan every log afterwards. Ports are taken from a per-run range on 127
 import json
 import os
 import shutil
-import signal
 import socket
-import ssl
 import subprocess
 import sys
 import time
@@ -186,6 +184,21 @@ class Sandbox:
         return self.control("reset", {})
 
 
+# Configuration pieces most tests share: a protected area and the quickstart's /dashboard.
+ACCOUNT_LOCATION = """<Location /account>
+    AuthType MoneiConnect
+    Require valid-user
+</Location>
+"""
+DASHBOARD_LOCATION = """<Location /dashboard>
+    AuthType MoneiConnect
+    MoneiConnectUnauthAction pass
+    Require all granted
+    SetHandler monei-connect-info
+</Location>
+"""
+
+
 BASE_MODULES = ["mpm_event", "authn_core", "authz_core", "authz_host", "authz_user",
                 "mime", "dir", "alias", "env", "headers", "setenvif", "include", "cgid",
                 "socache_shmcb"]
@@ -195,7 +208,7 @@ class Httpd:
     """A private httpd (event MPM, several children) running the built module."""
 
     def __init__(self, name, body, modules=(), port=None, load_monei=True, tls=None,
-                 exclude=()):
+                 exclude=(), env=None):
         self.name = name
         self.dir = os.path.join(RUN, "httpd-" + name)
         self.port = port or free_port()
@@ -204,6 +217,7 @@ class Httpd:
         self.modules += [m for m in modules if m not in self.modules]
         self.load_monei = load_monei
         self.tls = tls
+        self.env = env or {}
         self.conf = os.path.join(self.dir, "httpd.conf")
         self.error_log = os.path.join(self.dir, "logs", "error_log")
 
@@ -259,8 +273,10 @@ KeepAliveTimeout 2
             f.write(conf)
 
     def _ctl(self, *args, timeout=30):
+        env = sanitizer_env()
+        env.update(self.env)
         return subprocess.run([HTTPD, "-f", self.conf] + list(args), capture_output=True,
-                              text=True, timeout=timeout, env=sanitizer_env())
+                              text=True, timeout=timeout, env=env)
 
     def configtest(self):
         self.write_conf()
