@@ -55,6 +55,63 @@ static const char *safe_return(request_rec *r, const char *value)
     return safe;
 }
 
+/* Tabs of one browser that start logins at the same moment all arrive without the binding
+ * cookie; if each got its own, the browser would keep only the last and the other tabs'
+ * callbacks would fail. So a binding minted for a client (address + User-Agent) is handed to
+ * that client's other cookie-less login starts for MC_BINDING_SHARE seconds. The record is
+ * sealed like every other and lives a few seconds. Trade-off (README, Security): another
+ * browser behind the same address with the same User-Agent starting a login within those
+ * seconds would share the binding. */
+#define MC_BINDING_SHARE 3
+
+typedef struct {
+    request_rec *r;
+    const char *key;
+    const char *binding;        /* in: a fresh one; out: the one to use */
+} binding_baton;
+
+static apr_status_t share_binding(void *b, const unsigned char *old, apr_size_t oldlen,
+                                  const unsigned char **data, apr_size_t *len,
+                                  apr_time_t *expiry)
+{
+    binding_baton *bb = b;
+    request_rec *r = bb->r;
+    const mc_keyring_t *kr = mc_srv(r)->keyring;
+    unsigned char *plain, *sealed;
+    apr_size_t plen, slen;
+
+    if (old && mc_record_open(r->pool, kr, bb->key, strlen(bb->key), old, oldlen, &plain,
+                              &plen) == APR_SUCCESS) {
+        bb->binding = apr_pstrmemdup(r->pool, (const char *)plain, plen);
+        return APR_EEXIST;     /* keep the record as it is */
+    }
+    if (mc_record_seal(r->pool, kr, bb->key, strlen(bb->key),
+                       (const unsigned char *)bb->binding, strlen(bb->binding), &sealed,
+                       &slen) != APR_SUCCESS) {
+        return APR_EGENERAL;
+    }
+    *data = sealed;
+    *len = slen;
+    *expiry = apr_time_now() + apr_time_from_sec(MC_BINDING_SHARE);
+    return APR_SUCCESS;
+}
+
+static const char *new_binding(request_rec *r)
+{
+    binding_baton bb;
+    const char *ua = apr_table_get(r->headers_in, "User-Agent");
+    bb.r = r;
+    bb.binding = mc_crypto_random_token(r->pool, MC_RANDOM_BYTES);
+    if (!bb.binding) {
+        return NULL;
+    }
+    bb.key = mc_store_key(r->pool, 'b', apr_pstrcat(r->pool, r->useragent_ip, "\n",
+                                                     ua ? ua : "", NULL));
+    /* Store trouble only costs the sharing: the fresh binding still works for this tab. */
+    mc_store_update(r->server, bb.key, r->pool, share_binding, &bb);
+    return bb.binding;
+}
+
 /* Create the login state and its browser-binding cookie; *url is where to send the
  * browser. Returns OK, or an HTTP status after writing nothing (the caller shows a page). */
 int mc_login_prepare(request_rec *r, const char *return_to, const char *scope,
@@ -69,7 +126,7 @@ int mc_login_prepare(request_rec *r, const char *return_to, const char *scope,
     memset(&st, 0, sizeof(st));
     state = mc_crypto_random_token(r->pool, MC_RANDOM_BYTES);
     /* One binding cookie per browser, shared by every tab that logs in at once. */
-    binding = ctx->binding ? ctx->binding : mc_crypto_random_token(r->pool, MC_RANDOM_BYTES);
+    binding = ctx->binding ? ctx->binding : new_binding(r);
     if (!state || !binding) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mc-random: no randomness for a login");
         return HTTP_INTERNAL_SERVER_ERROR;
