@@ -274,7 +274,11 @@ KeepAliveTimeout 2
 
     def _ctl(self, *args, timeout=30):
         env = sanitizer_env()
-        env.update(self.env)
+        extra = dict(self.env)
+        if "LD_PRELOAD" in extra and env.get("LD_PRELOAD"):
+            # the ASan runtime must come first in the list
+            extra["LD_PRELOAD"] = env["LD_PRELOAD"] + " " + extra["LD_PRELOAD"]
+        env.update(extra)
         return subprocess.run([HTTPD, "-f", self.conf] + list(args), capture_output=True,
                               text=True, timeout=timeout, env=env)
 
