@@ -181,6 +181,12 @@ mc_sess_result mc_session_ready(request_rec *r)
             ctx->dirty = 1;
         }
     }
+    else if (rc < 0 && (max_age == 0 || now - ctx->sess->snapshot_at >= max_age)
+             && !ctx->sess->snapshot_stale) {
+        /* No usable token (Monei unreachable): the page gets the last snapshot, marked. */
+        ctx->sess->snapshot_stale = 1;
+        ctx->dirty = 1;
+    }
     return MC_SESS_OK;
 }
 

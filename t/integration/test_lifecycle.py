@@ -251,3 +251,20 @@ def test_stale_snapshot_when_monei_fails(race_site, sandbox, ca, fault):
     back = env(b, race_site.url + "/quick/env.cgi")
     assert "MONEI_WALLET_STALE" not in back
     assert int(back["MONEI_WALLET_UPDATED"]) >= int(fresh["MONEI_WALLET_UPDATED"])
+
+
+def test_expired_token_and_monei_down_serves_stale(race_site, sandbox, ca):
+    sandbox.control("config", {"token_lifetime": 3})
+    b = Browser(ca)
+    b.login(race_site.url + "/quick/env.cgi")
+    fresh = env(b, race_site.url + "/quick/env.cgi")
+    time.sleep(3.3)
+    sandbox.control("faults", {"endpoint": "token", "count": 50, "close": True})
+    sandbox.control("faults", {"endpoint": "wallet", "count": 50, "close": True})
+    stale = env(b, race_site.url + "/quick/env.cgi")
+    assert stale["MONEI_WALLET_STALE"] == "1"
+    assert stale["MONEI_WALLET_NAIRA_BALANCE"] == fresh["MONEI_WALLET_NAIRA_BALANCE"]
+    sandbox.control("faults", method="DELETE")
+    back = env(b, race_site.url + "/quick/env.cgi")
+    assert "MONEI_WALLET_STALE" not in back
+    assert int(back["MONEI_TOKEN_EXPIRES"]) > int(fresh["MONEI_TOKEN_EXPIRES"])
