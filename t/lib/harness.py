@@ -118,7 +118,21 @@ class CA:
         os.chmod(self.key, 0o644)  # httpd children (www-data) may read it in TLS tests
 
 
-class Sandbox:
+class Service:
+    """A helper process of the suite (sandbox, backend, redis, memcached): stopped for sure."""
+    proc = None
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.proc = None
+
+
+class Sandbox(Service):
     """The Monei sandbox provider as a subprocess (sandbox/monei_sandbox.py)."""
 
     def __init__(self, name="sandbox", ca=None, clients=()):
@@ -154,14 +168,6 @@ class Sandbox:
             wait_port(self.tls_port)
         return self
 
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.proc = None
 
     def control(self, path, body=None, method=None):
         data = None if body is None else json.dumps(body).encode()
@@ -350,7 +356,7 @@ MoneiConnectHTTPTimeout 2 4
 """
 
 
-class EchoBackend:
+class EchoBackend(Service):
     """t/lib/echo_backend.py as a subprocess: what a proxied application receives."""
 
     def __init__(self):
@@ -363,13 +369,9 @@ class EchoBackend:
         wait_port(self.port)
         return self
 
-    def stop(self):
-        if self.proc:
-            self.proc.terminate()
-            self.proc.wait(5)
 
 
-class Redis:
+class Redis(Service):
     """A private redis-server on a loopback port, no persistence."""
 
     def __init__(self, name="redis"):
@@ -388,16 +390,6 @@ class Redis:
         wait_port(self.port)
         return self
 
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(5)
-        self.proc = None
-
-    def cli(self, *args):
-        r = subprocess.run(["redis-cli", "-p", str(self.port), "--no-raw"] + list(args),
-                           capture_output=True, timeout=10)
-        return r.stdout
 
     # mod_socache_redis stores "<cache name>:" + hex(key); these helpers speak store keys.
     PREFIX = b"monei-connect:"
@@ -419,7 +411,7 @@ class Redis:
                               capture_output=True, timeout=10).stdout
 
 
-class Memcached:
+class Memcached(Service):
     """A private memcached on a loopback port."""
 
     def __init__(self):
@@ -433,9 +425,3 @@ class Memcached:
         self.proc = subprocess.Popen(cmd)
         wait_port(self.port)
         return self
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(5)
-        self.proc = None
