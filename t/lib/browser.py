@@ -60,6 +60,13 @@ class Browser:
         kw.setdefault("timeout", 30)
         return self._record(self.s.post(url, verify=self.verify, **kw))
 
+    def status_of(self, url):
+        """One GET on its own connection, for many at once: the shared keep-alive pool would
+        hand a thread a connection that httpd closed meanwhile (idle timeout, a child
+        retiring after a burst), which is the client's race, not the module's."""
+        return self.s.get(url, verify=self.verify, timeout=30, allow_redirects=False,
+                          headers={"Connection": "close"}).status_code
+
     def cookie(self, name):
         for c in self.s.cookies:
             if c.name == name:
