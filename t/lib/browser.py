@@ -4,6 +4,8 @@ import html.parser
 import urllib.parse
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 import harness
 
@@ -41,6 +43,13 @@ class Browser:
     def __init__(self, ca=None):
         self.s = requests.Session()
         self.s.headers.update(BROWSER_HEADERS)
+        # Like a browser, retry a GET whose kept-alive connection httpd closed at that very
+        # moment (idle timeout, a child retiring). Crashes are caught apart: t/run-all fails
+        # the run on any "exit signal" in an httpd error log.
+        retry = Retry(total=2, connect=2, read=2, status=0, redirect=False,
+                      allowed_methods=frozenset(["GET", "HEAD"]), raise_on_status=False)
+        for scheme in ("http://", "https://"):
+            self.s.mount(scheme, HTTPAdapter(max_retries=retry))
         self.verify = ca.ca_cert if ca else True
         self.history = []
 
