@@ -6,8 +6,9 @@
  *  - output escaping: mc_html_escape, mc_json_escape_string (output parses
  *    as a JSON string with jansson; valid UTF-8 input comes back
  *    byte-exact), mc_sanitize_value, mc_utf8_truncate;
- *  - ids: mc_store_key('t', state) shape, mc_b64url_decode canonical
- *    round trip (decode -> encode gives the input back).
+ *  - ids: mc_store_key('t', state) shape (hash first, then ":t"),
+ *    mc_b64url_decode canonical round trip (decode -> encode gives the
+ *    input back).
  *
  * Input: newline-separated fields "a\nb\nrequired1\nrequired2...";
  * scope functions see at most the first 4 KiB (their callers bound
@@ -189,8 +190,9 @@ static void check_ids(apr_pool_t *p, const char *s)
     apr_size_t olen = 0;
     size_t i;
 
-    FZ_CHECK(k != NULL && k[0] == 't' && k[1] == ':' && strlen(k) == 2 + 32);
-    for (i = 2; k[i]; i++) {
+    /* "<32 base64url chars of the hash>:<kind>" */
+    FZ_CHECK(k != NULL && strlen(k) == 32 + 2 && k[32] == ':' && k[33] == 't');
+    for (i = 0; i < 32; i++) {
         char c = k[i];
         FZ_CHECK((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
                  || (c >= '0' && c <= '9') || c == '-' || c == '_');
