@@ -27,6 +27,8 @@ static const char mc_keyid_label[] = "mod_monei_connect key id v1";
 static const char mc_store_label[] = "mod_monei_connect store v1";
 
 #define MC_STORE_HASH_BYTES 24
+/* "<32 base64url characters of the hash>:<kind>" */
+#define MC_STORE_KEY_LEN (MC_STORE_HASH_BYTES / 3 * 4 + 2)
 
 typedef struct {
     unsigned char key[MC_AES_KEY_LEN];
@@ -46,20 +48,20 @@ typedef struct {
     apr_size_t len;
 } mc_wipe_t;
 
-static apr_status_t mc_wipe_cleanup(void *data)
-{
-    mc_wipe_t *w = data;
-    if (w->buf && w->len) {
-        OPENSSL_cleanse(w->buf, w->len);
-    }
-    return APR_SUCCESS;
-}
-
+/* explicit_bzero: a memset the compiler may not drop, at memset's speed (OPENSSL_cleanse
+ * wipes a byte at a time, and every request wipes a decrypted record). */
 void mc_cleanse(void *buf, apr_size_t len)
 {
     if (buf && len) {
-        OPENSSL_cleanse(buf, len);
+        explicit_bzero(buf, len);
     }
+}
+
+static apr_status_t mc_wipe_cleanup(void *data)
+{
+    mc_wipe_t *w = data;
+    mc_cleanse(w->buf, w->len);
+    return APR_SUCCESS;
 }
 
 void mc_cleanse_on_cleanup(apr_pool_t *p, void *buf, apr_size_t len)
@@ -75,6 +77,69 @@ void mc_cleanse_on_cleanup(apr_pool_t *p, void *buf, apr_size_t len)
     /* Registered on the pool that owns buf: cleanups run before the pool's
      * memory is released or reused, so the wipe always hits live memory. */
     apr_pool_cleanup_register(p, w, mc_wipe_cleanup, apr_pool_cleanup_null);
+}
+
+/* ------------------------------------------------------------------ */
+/* per-thread OpenSSL state                                            */
+
+/* Every request hashes a cookie into a store key and opens a record. OpenSSL 3 looks an
+ * algorithm up (locks, property query) whenever it is named by EVP_sha256() or
+ * EVP_aes_256_gcm(), and keying AES-GCM computes its tables: so the algorithms are fetched
+ * once per process, and each thread keeps its contexts, the decryption one keyed with the
+ * last key it used. Freed when the thread ends. */
+static EVP_MD *mc_md_sha256;
+static EVP_CIPHER *mc_cipher_gcm;
+static pthread_key_t mc_thread_key;
+static pthread_once_t mc_thread_once = PTHREAD_ONCE_INIT;
+
+typedef struct {
+    EVP_MD_CTX *md;
+    EVP_CIPHER_CTX *dec;
+    int dec_keyed;
+    unsigned char dec_key[MC_AES_KEY_LEN];
+} mc_thread_state;
+
+static void mc_thread_state_free(void *data)
+{
+    mc_thread_state *ts = data;
+    EVP_MD_CTX_free(ts->md);
+    EVP_CIPHER_CTX_free(ts->dec);
+    mc_cleanse(ts, sizeof(*ts));
+    free(ts);
+}
+
+static void mc_thread_once_init(void)
+{
+    mc_md_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    mc_cipher_gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+    pthread_key_create(&mc_thread_key, mc_thread_state_free);
+}
+
+/* NULL only when OpenSSL cannot give us the algorithms or memory. */
+static mc_thread_state *mc_thread(void)
+{
+    mc_thread_state *ts;
+    pthread_once(&mc_thread_once, mc_thread_once_init);
+    if (!mc_md_sha256 || !mc_cipher_gcm) {
+        return NULL;
+    }
+    ts = pthread_getspecific(mc_thread_key);
+    if (ts) {
+        return ts;
+    }
+    if (!(ts = calloc(1, sizeof(*ts)))) {
+        return NULL;
+    }
+    ts->md = EVP_MD_CTX_new();
+    ts->dec = EVP_CIPHER_CTX_new();
+    if (!ts->md || !ts->dec
+        || EVP_DecryptInit_ex(ts->dec, mc_cipher_gcm, NULL, NULL, NULL) != 1
+        || EVP_CIPHER_CTX_ctrl(ts->dec, EVP_CTRL_GCM_SET_IVLEN, MC_GCM_NONCE_LEN, NULL) != 1
+        || pthread_setspecific(mc_thread_key, ts) != 0) {
+        mc_thread_state_free(ts);
+        return NULL;
+    }
+    return ts;
 }
 
 /* ------------------------------------------------------------------ */
@@ -116,29 +181,25 @@ typedef struct {
 static apr_status_t mc_sha256_parts(const mc_part_t *parts, int nparts,
                                     unsigned char out[MC_SHA256_LEN])
 {
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    apr_status_t rv = APR_EGENERAL;
+    mc_thread_state *ts = mc_thread();
     unsigned int olen = 0;
     int i;
 
-    if (!ctx) {
+    if (!ts) {
         return APR_ENOMEM;
     }
-    if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
-        goto out;
+    if (EVP_DigestInit_ex2(ts->md, mc_md_sha256, NULL) != 1) {
+        return APR_EGENERAL;
     }
     for (i = 0; i < nparts; i++) {
-        if (parts[i].len && EVP_DigestUpdate(ctx, parts[i].data, parts[i].len) != 1) {
-            goto out;
+        if (parts[i].len && EVP_DigestUpdate(ts->md, parts[i].data, parts[i].len) != 1) {
+            return APR_EGENERAL;
         }
     }
-    if (EVP_DigestFinal_ex(ctx, out, &olen) != 1 || olen != MC_SHA256_LEN) {
-        goto out;
+    if (EVP_DigestFinal_ex(ts->md, out, &olen) != 1 || olen != MC_SHA256_LEN) {
+        return APR_EGENERAL;
     }
-    rv = APR_SUCCESS;
-out:
-    EVP_MD_CTX_free(ctx);
-    return rv;
+    return APR_SUCCESS;
 }
 
 int mc_ct_equal(const void *a, const void *b, apr_size_t len)
@@ -158,19 +219,12 @@ int mc_ct_equal(const void *a, const void *b, apr_size_t len)
 static const char mc_b64url_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-char *mc_b64url_encode(apr_pool_t *p, const unsigned char *data, apr_size_t len)
+/* Encodes len bytes into out (room for the encoding; no NUL written); returns its length. */
+static apr_size_t mc_b64url_encode_to(const unsigned char *data, apr_size_t len, char *out)
 {
-    apr_size_t full = len / 3, rest = len % 3, olen, i;
-    char *out, *o;
+    apr_size_t full = len / 3, rest = len % 3, i;
+    char *o = out;
 
-    if (!data && len) {
-        return NULL;
-    }
-    if (full > (((apr_size_t)-1) - 4) / 4 - 1) {
-        return NULL;
-    }
-    olen = full * 4 + (rest ? rest + 1 : 0);
-    out = o = apr_palloc(p, olen + 1);
     for (i = 0; i < full * 3; i += 3) {
         unsigned long v = ((unsigned long)data[i] << 16)
                         | ((unsigned long)data[i + 1] << 8) | data[i + 2];
@@ -190,7 +244,22 @@ char *mc_b64url_encode(apr_pool_t *p, const unsigned char *data, apr_size_t len)
         *o++ = mc_b64url_alphabet[(v >> 12) & 0x3f];
         *o++ = mc_b64url_alphabet[(v >> 6) & 0x3f];
     }
-    *o = '\0';
+    return (apr_size_t)(o - out);
+}
+
+char *mc_b64url_encode(apr_pool_t *p, const unsigned char *data, apr_size_t len)
+{
+    apr_size_t full = len / 3, rest = len % 3;
+    char *out;
+
+    if (!data && len) {
+        return NULL;
+    }
+    if (full > (((apr_size_t)-1) - 4) / 4 - 1) {
+        return NULL;
+    }
+    out = apr_palloc(p, full * 4 + (rest ? rest + 1 : 0) + 1);
+    out[mc_b64url_encode_to(data, len, out)] = '\0';
     return out;
 }
 
@@ -280,7 +349,7 @@ char *mc_crypto_random_token(apr_pool_t *p, apr_size_t nbytes)
         tok = mc_b64url_encode(p, buf, nbytes);
     }
     /* The raw bytes are the token: don't leave them behind. */
-    OPENSSL_cleanse(buf, nbytes);
+    mc_cleanse(buf, nbytes);
     return tok;
 }
 
@@ -315,11 +384,17 @@ char *mc_store_key(apr_pool_t *p, char kind, const char *id)
     if (mc_sha256_parts(parts, 3, md) != APR_SUCCESS) {
         return NULL;
     }
-    enc = mc_b64url_encode(p, md, MC_STORE_HASH_BYTES);
     /* The hash comes first: shmcb picks the sub-cache from the key's first byte, and a
      * constant prefix would put every session into one sub-cache (1/8 of the default
-     * segment or less). */
-    return enc ? apr_psprintf(p, "%s:%c", enc, kind) : NULL;
+     * segment or less). Built by hand: this runs on every request. */
+    enc = apr_palloc(p, MC_STORE_KEY_LEN + 1);
+    if (mc_b64url_encode_to(md, MC_STORE_HASH_BYTES, enc) != MC_STORE_KEY_LEN - 2) {
+        return NULL;
+    }
+    enc[MC_STORE_KEY_LEN - 2] = ':';
+    enc[MC_STORE_KEY_LEN - 1] = kind;
+    enc[MC_STORE_KEY_LEN] = '\0';
+    return enc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -348,7 +423,7 @@ static apr_status_t mc_hkdf_derive(const char *pass, apr_size_t passlen,
                                        (int)(sizeof(mc_hkdf_info) - 1)) <= 0
         || EVP_PKEY_derive(pctx, key, &klen) <= 0
         || klen != MC_AES_KEY_LEN) {
-        OPENSSL_cleanse(key, MC_AES_KEY_LEN);
+        mc_cleanse(key, MC_AES_KEY_LEN);
         goto out;
     }
     rv = APR_SUCCESS;
@@ -383,7 +458,7 @@ apr_status_t mc_keyring_create(apr_pool_t *p, const char *const *passphrases, in
 
         rv = mc_hkdf_derive(passphrases[i], strlen(passphrases[i]), kr->keys[i].key);
         if (rv != APR_SUCCESS) {
-            OPENSSL_cleanse(kr->keys, sizeof(mc_key_t) * (apr_size_t)n);
+            mc_cleanse(kr->keys, sizeof(mc_key_t) * (apr_size_t)n);
             return rv;
         }
         parts[0].data = mc_keyid_label;
@@ -392,7 +467,7 @@ apr_status_t mc_keyring_create(apr_pool_t *p, const char *const *passphrases, in
         parts[1].len = MC_AES_KEY_LEN;
         rv = mc_sha256_parts(parts, 2, md);
         if (rv != APR_SUCCESS) {
-            OPENSSL_cleanse(kr->keys, sizeof(mc_key_t) * (apr_size_t)n);
+            mc_cleanse(kr->keys, sizeof(mc_key_t) * (apr_size_t)n);
             return rv;
         }
         memcpy(kr->keys[i].id, md, MC_KEY_ID_LEN);
@@ -441,10 +516,10 @@ apr_status_t mc_record_seal(apr_pool_t *p, const mc_keyring_t *kr,
     }
     ct = buf + 1 + MC_KEY_ID_LEN + MC_GCM_NONCE_LEN;
 
-    if (!(ctx = EVP_CIPHER_CTX_new())) {
+    if (!mc_thread() || !(ctx = EVP_CIPHER_CTX_new())) {
         return APR_ENOMEM;
     }
-    if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1
+    if (EVP_EncryptInit_ex(ctx, mc_cipher_gcm, NULL, NULL, NULL) != 1
         || EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, MC_GCM_NONCE_LEN, NULL) != 1
         || EVP_EncryptInit_ex(ctx, NULL, NULL, k->key, buf + 1 + MC_KEY_ID_LEN) != 1) {
         goto out;
@@ -479,41 +554,6 @@ out:
 }
 
 /* Try one key; on success plain[0..plen) holds the authenticated plaintext. */
-/* Every request opens a record: one AES-GCM decryption context per thread, set up once
- * (cipher fetch and IV length), then re-keyed per record; freed when the thread ends. */
-static pthread_key_t mc_decrypt_key;
-static pthread_once_t mc_decrypt_once = PTHREAD_ONCE_INIT;
-
-static void mc_decrypt_ctx_free(void *ctx)
-{
-    EVP_CIPHER_CTX_free(ctx);
-}
-
-static void mc_decrypt_key_init(void)
-{
-    pthread_key_create(&mc_decrypt_key, mc_decrypt_ctx_free);
-}
-
-static EVP_CIPHER_CTX *mc_thread_decrypt_ctx(void)
-{
-    EVP_CIPHER_CTX *ctx;
-    pthread_once(&mc_decrypt_once, mc_decrypt_key_init);
-    ctx = pthread_getspecific(mc_decrypt_key);
-    if (!ctx) {
-        ctx = EVP_CIPHER_CTX_new();
-        if (!ctx) {
-            return NULL;
-        }
-        if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1
-            || EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, MC_GCM_NONCE_LEN, NULL) != 1) {
-            EVP_CIPHER_CTX_free(ctx);
-            return NULL;
-        }
-        pthread_setspecific(mc_decrypt_key, ctx);
-    }
-    return ctx;
-}
-
 static apr_status_t mc_record_try_key(const mc_key_t *k,
                                       const char *aad, apr_size_t aadlen,
                                       const unsigned char *in, apr_size_t plen,
@@ -522,17 +562,28 @@ static apr_status_t mc_record_try_key(const mc_key_t *k,
     const unsigned char *nonce = in + 1 + MC_KEY_ID_LEN;
     const unsigned char *ct = nonce + MC_GCM_NONCE_LEN;
     unsigned char tag[MC_GCM_TAG_LEN];
+    mc_thread_state *ts = mc_thread();
     EVP_CIPHER_CTX *ctx;
     apr_status_t rv = APR_EGENERAL;
-    int len;
+    int len, same_key;
 
     /* The tag ctrl takes a non-const pointer; never hand it the input. */
     memcpy(tag, ct + plen, MC_GCM_TAG_LEN);
-    if (!(ctx = mc_thread_decrypt_ctx())) {
+    if (!ts) {
         return APR_ENOMEM;
     }
-    if (EVP_DecryptInit_ex(ctx, NULL, NULL, k->key, nonce) != 1
-        || EVP_DecryptUpdate(ctx, NULL, &len, in, 1 + MC_KEY_ID_LEN) != 1) {
+    ctx = ts->dec;
+    /* Keying is the costly part: with the thread's last key only the nonce changes. */
+    same_key = ts->dec_keyed && CRYPTO_memcmp(ts->dec_key, k->key, MC_AES_KEY_LEN) == 0;
+    if (EVP_DecryptInit_ex(ctx, NULL, NULL, same_key ? NULL : k->key, nonce) != 1) {
+        ts->dec_keyed = 0;
+        goto out;
+    }
+    if (!same_key) {
+        memcpy(ts->dec_key, k->key, MC_AES_KEY_LEN);
+        ts->dec_keyed = 1;
+    }
+    if (EVP_DecryptUpdate(ctx, NULL, &len, in, 1 + MC_KEY_ID_LEN) != 1) {
         goto out;
     }
     if (aadlen && EVP_DecryptUpdate(ctx, NULL, &len, (const unsigned char *)aad,
@@ -594,7 +645,7 @@ apr_status_t mc_record_open(apr_pool_t *p, const mc_keyring_t *kr,
             return APR_SUCCESS;
         }
         /* Unauthenticated plaintext must not survive a failed attempt. */
-        OPENSSL_cleanse(buf, clen + 1);
+        mc_cleanse(buf, clen + 1);
     }
     return APR_EGENERAL;
 }

@@ -5,6 +5,7 @@
 #include "mod_mc_store.h"
 #include "mc_crypto.h"
 #include "mc_cookie.h"
+#include "mc_reccache.h"
 
 #include "http_protocol.h"
 #include <apr_strings.h>
@@ -148,21 +149,12 @@ static apr_status_t open_record(request_rec *r, const char *key, const unsigned 
     return rv;
 }
 
-apr_status_t mc_session_load_key(request_rec *r, const char *key, mc_session_rec **out)
+/* An opened record into a session; the plaintext is wiped either way. */
+static apr_status_t decode_session(request_rec *r, unsigned char *plain, apr_size_t plen,
+                                   mc_session_rec **out)
 {
-    unsigned char *data, *plain;
-    apr_size_t len, plen;
-    mc_session_rec *s;
-    apr_status_t rv = mc_store_get(r->server, key, r->pool, &data, &len);
-
-    if (rv != APR_SUCCESS) {
-        return rv;
-    }
-    if ((rv = open_record(r, key, data, len, &plain, &plen)) != APR_SUCCESS) {
-        return APR_NOTFOUND;
-    }
-    s = apr_pcalloc(r->pool, sizeof(*s));
-    rv = mc_session_decode(r->pool, plain, plen, s);
+    mc_session_rec *s = apr_pcalloc(r->pool, sizeof(*s));
+    apr_status_t rv = mc_session_decode(r->pool, plain, plen, s);
     mc_cleanse(plain, plen);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, "mc-decode: a session record is malformed");
@@ -170,6 +162,61 @@ apr_status_t mc_session_load_key(request_rec *r, const char *key, mc_session_rec
     }
     *out = s;
     return APR_SUCCESS;
+}
+
+/* Read and open the record under key; *version is its version slot as of the read. */
+static apr_status_t read_record(request_rec *r, const char *key, unsigned char **plain,
+                                apr_size_t *plen, apr_uint32_t *version)
+{
+    unsigned char *data;
+    apr_size_t len;
+    apr_status_t rv = mc_store_get_versioned(r->server, key, r->pool, &data, &len, version);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    return open_record(r, key, data, len, plain, plen) == APR_SUCCESS ? APR_SUCCESS
+                                                                       : APR_NOTFOUND;
+}
+
+apr_status_t mc_session_load_key(request_rec *r, const char *key, mc_session_rec **out)
+{
+    unsigned char *plain;
+    apr_size_t plen;
+    apr_uint32_t version;
+    apr_status_t rv = read_record(r, key, &plain, &plen, &version);
+    return rv == APR_SUCCESS ? decode_session(r, plain, plen, out) : rv;
+}
+
+/* The session of the cookie's id, from this process's cache when no process has changed it
+ * since (mc_reccache.h), else from the store. Sets ctx->store_key. */
+static apr_status_t load_by_id(request_rec *r, const char *id, mc_session_rec **out)
+{
+    mc_req_ctx *ctx = mc_ctx(r);
+    mc_reccache *cache = mc_store_cache();
+    apr_time_t now = apr_time_now();
+    unsigned char *plain;
+    apr_size_t plen;
+    apr_uint32_t version;
+    apr_status_t rv;
+
+    if (cache && mc_reccache_get(cache, id, now, r->pool, &plain, &plen, &ctx->store_key)) {
+        return decode_session(r, plain, plen, out);
+    }
+    if (!(ctx->store_key = mc_store_key(r->pool, 's', id))) {
+        return APR_EGENERAL;
+    }
+    rv = read_record(r, ctx->store_key, &plain, &plen, &version);
+    if (rv != APR_SUCCESS) {
+        if (cache && APR_STATUS_IS_NOTFOUND(rv)) {
+            mc_reccache_forget(cache, id);
+        }
+        return rv;
+    }
+    if (cache) {
+        mc_reccache_put(cache, id, ctx->store_key, version, now, plain, plen);
+    }
+    return decode_session(r, plain, plen, out);
 }
 
 static apr_time_t session_expiry(request_rec *r, const mc_session_rec *s)
@@ -207,8 +254,7 @@ mc_sess_result mc_session_load(request_rec *r)
     if (!ctx->session_id) {
         return MC_SESS_NONE;
     }
-    ctx->store_key = mc_store_key(r->pool, 's', ctx->session_id);
-    rv = mc_session_load_key(r, ctx->store_key, &s);
+    rv = load_by_id(r, ctx->session_id, &s);
     if (APR_STATUS_IS_NOTFOUND(rv)) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mc-session: no session for this cookie");
         return MC_SESS_NONE;

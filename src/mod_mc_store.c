@@ -8,11 +8,13 @@
 #include "mod_mc_config.h"
 #include "mod_mc_store.h"
 #include "mod_mc_status.h"
+#include "mc_reccache.h"
 
 #include "ap_provider.h"
 #include "ap_socache.h"
 #include "util_mutex.h"
 #include "http_log.h"
+#include <apr_shm.h>
 #include <apr_strings.h>
 
 APLOG_USE_MODULE(monei_connect);
@@ -26,6 +28,15 @@ static apr_global_mutex_t *store_mutex;
 static int store_needs_mutex;       /* provider is not MP-safe: every call under the mutex */
 static server_rec *destroy_server;
 
+/* The hot path of a store only this server writes (shmcb, dbm): sessions are read from a
+ * per-process cache while their version slot is unchanged (mc_reccache.h), so a request
+ * with a valid session takes no global mutex, hashes nothing and decrypts nothing. The
+ * slots are shared by every process and kept across restarts, as the shmcb instance is. */
+#define MC_CACHE_ENTRIES 256
+#define MC_CACHE_MAX_AGE apr_time_from_sec(5)
+static apr_uint32_t *store_versions;
+static mc_reccache *session_cache;
+
 /* A shared-memory store outlives restarts: `apachectl graceful` (logrotate runs it daily) and
  * `apachectl restart` keep every session. The instance lives in the process pool, found
  * again through ap_retained_data, and is replaced only when its configuration changed. */
@@ -33,6 +44,7 @@ typedef struct {
     ap_socache_instance_t *instance;
     const ap_socache_provider_t *provider;
     const char *spec;               /* "name:args" it was made from */
+    apr_shm_t *versions;            /* MC_VERSIONS_BYTES of version slots */
 } mc_retained_store;
 
 #define MC_RETAINED_KEY "mod_monei_connect-store"
@@ -56,6 +68,8 @@ int mc_store_pre_config(apr_pool_t *pconf)
 {
     store_instance = NULL;
     store_mutex = NULL;
+    store_versions = NULL;
+    session_cache = NULL;
     return ap_mutex_register(pconf, MC_MUTEX_TYPE, NULL, APR_LOCK_DEFAULT, 0) == APR_SUCCESS
            ? OK : !OK;
 }
@@ -113,15 +127,55 @@ static apr_status_t make_instance(apr_pool_t *pool, server_rec *s, ap_socache_in
     return mc_store_config.provider->init(*out, MC_CACHE_NAME, &hints, s, pool);
 }
 
+static mc_retained_store *retained(void)
+{
+    mc_retained_store *kept = ap_retained_data_get(MC_RETAINED_KEY);
+    return kept ? kept : ap_retained_data_create(MC_RETAINED_KEY, sizeof(*kept));
+}
+
+/* Version slots for the per-process session cache: only for a store no other server writes
+ * (a networked store is multi-process safe and shared; nothing here would see its writes). */
+static void versions_attach(mc_retained_store *kept, server_rec *s)
+{
+    apr_status_t rv;
+
+    store_versions = NULL;
+    if (!store_needs_mutex) {
+        return;
+    }
+    if (!kept->versions) {
+        rv = apr_shm_create(&kept->versions, MC_VERSIONS_BYTES, NULL, s->process->pool);
+        if (rv != APR_SUCCESS) {
+            kept->versions = NULL;
+            ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, "mc-store-init: no shared memory "
+                         "for the session cache; every request reads the session store");
+            return;
+        }
+        memset(apr_shm_baseaddr_get(kept->versions), 0, MC_VERSIONS_BYTES);
+    }
+    store_versions = apr_shm_baseaddr_get(kept->versions);
+}
+
+/* A new store instance: whatever any process cached from the previous one is stale. */
+static void instance_created(void)
+{
+    if (store_versions) {
+        mc_versions_bump_all(store_versions);
+    }
+}
+
 int mc_store_post_config(apr_pool_t *pconf, server_rec *s)
 {
     const char *name = store_name();
+    mc_retained_store *kept;
     apr_status_t rv;
 
     if (!mc_store_config.provider) {
         return OK;
     }
     store_needs_mutex = (mc_store_config.provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE) != 0;
+    kept = retained();
+    versions_attach(kept, s);
     rv = ap_global_mutex_create(&store_mutex, NULL, MC_MUTEX_TYPE, NULL, s, pconf, 0);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
@@ -131,10 +185,6 @@ int mc_store_post_config(apr_pool_t *pconf, server_rec *s)
     if (survives_restart(name)) {
         const char *spec = apr_pstrcat(pconf, name, ":", mc_store_config.provider_args
                                        ? mc_store_config.provider_args : "", NULL);
-        mc_retained_store *kept = ap_retained_data_get(MC_RETAINED_KEY);
-        if (!kept) {
-            kept = ap_retained_data_create(MC_RETAINED_KEY, sizeof(*kept));
-        }
         if (kept->instance && (kept->provider != mc_store_config.provider
                                || strcmp(kept->spec, spec))) {
             /* Configuration changed: the old segment goes with its sessions. */
@@ -151,6 +201,7 @@ int mc_store_post_config(apr_pool_t *pconf, server_rec *s)
             }
             kept->provider = mc_store_config.provider;
             kept->spec = apr_pstrdup(life, spec);
+            instance_created();
         }
         else {
             ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
@@ -165,6 +216,7 @@ int mc_store_post_config(apr_pool_t *pconf, server_rec *s)
                      "mc-store-init: cannot initialise the session store (%s)", name);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    instance_created();
     destroy_server = s;
     apr_pool_cleanup_register(pconf, NULL, store_destroy, apr_pool_cleanup_null);
     return OK;
@@ -178,6 +230,15 @@ void mc_store_child_init(apr_pool_t *p, server_rec *s)
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                          "mc-store-child: cannot re-attach the session store mutex");
+        }
+    }
+    if (store_versions) {
+        apr_status_t rv = mc_reccache_create(p, store_versions, MC_CACHE_ENTRIES,
+                                             MC_CACHE_MAX_AGE, &session_cache);
+        if (rv != APR_SUCCESS) {
+            session_cache = NULL;
+            ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, "mc-store-child: no session cache "
+                         "in this process; every request reads the session store");
         }
     }
 }
@@ -244,6 +305,16 @@ static apr_status_t retrieve(server_rec *s, const char *key, apr_pool_t *p,
     return rv;
 }
 
+/* Every change of a key, by any process, makes every process's cached copy stale. Called
+ * under the store mutex, after the write. */
+static apr_status_t changed(const char *key, apr_status_t rv)
+{
+    if (store_versions) {
+        mc_versions_bump(store_versions, key);
+    }
+    return rv;
+}
+
 static apr_status_t store(server_rec *s, const char *key, apr_time_t expiry,
                           const unsigned char *data, apr_size_t len, apr_pool_t *p)
 {
@@ -253,10 +324,9 @@ static apr_status_t store(server_rec *s, const char *key, apr_time_t expiry,
     if (paused()) {
         return APR_EGENERAL;
     }
-    return observe(mc_store_config.provider->store(store_instance, s,
-                                                   (const unsigned char *)key,
-                                                   (unsigned int)strlen(key), expiry,
-                                                   (unsigned char *)data, (unsigned int)len, p));
+    return changed(key, observe(mc_store_config.provider->store(
+        store_instance, s, (const unsigned char *)key, (unsigned int)strlen(key), expiry,
+        (unsigned char *)data, (unsigned int)len, p)));
 }
 
 static apr_status_t remove_key(server_rec *s, const char *key, apr_pool_t *p)
@@ -264,13 +334,13 @@ static apr_status_t remove_key(server_rec *s, const char *key, apr_pool_t *p)
     if (paused()) {
         return APR_EGENERAL;
     }
-    return observe(mc_store_config.provider->remove(store_instance, s,
-                                                    (const unsigned char *)key,
-                                                    (unsigned int)strlen(key), p));
+    return changed(key, observe(mc_store_config.provider->remove(
+        store_instance, s, (const unsigned char *)key, (unsigned int)strlen(key), p)));
 }
 
-apr_status_t mc_store_get(server_rec *s, const char *key, apr_pool_t *p,
-                          unsigned char **data, apr_size_t *len)
+/* A store read; *version (when asked) is the key's version slot as of the read. */
+static apr_status_t get(server_rec *s, const char *key, apr_pool_t *p, unsigned char **data,
+                        apr_size_t *len, apr_uint32_t *version)
 {
     apr_status_t rv;
     if (!store_instance) {
@@ -279,9 +349,31 @@ apr_status_t mc_store_get(server_rec *s, const char *key, apr_pool_t *p,
     if ((rv = lock(s, 0)) != APR_SUCCESS) {
         return rv;
     }
+    if (version) {
+        *version = mc_versions_get(store_versions, key);
+    }
     rv = retrieve(s, key, p, data, len);
     unlock(0);
     return rv;
+}
+
+apr_status_t mc_store_get(server_rec *s, const char *key, apr_pool_t *p,
+                          unsigned char **data, apr_size_t *len)
+{
+    return get(s, key, p, data, len, NULL);
+}
+
+apr_status_t mc_store_get_versioned(server_rec *s, const char *key, apr_pool_t *p,
+                                    unsigned char **data, apr_size_t *len,
+                                    apr_uint32_t *version)
+{
+    *version = 0;
+    return get(s, key, p, data, len, store_versions ? version : NULL);
+}
+
+mc_reccache *mc_store_cache(void)
+{
+    return session_cache;
 }
 
 apr_status_t mc_store_put(server_rec *s, const char *key, apr_time_t expiry,

@@ -13,6 +13,15 @@
 
 apr_status_t mc_store_get(server_rec *s, const char *key, apr_pool_t *p,
                           unsigned char **data, apr_size_t *len);
+/* The same, with the key's version slot as of the read, for mc_reccache_put. */
+apr_status_t mc_store_get_versioned(server_rec *s, const char *key, apr_pool_t *p,
+                                    unsigned char **data, apr_size_t *len,
+                                    apr_uint32_t *version);
+/* This process's cache of opened session records (mc_reccache.h): NULL when the store is
+ * shared with other servers (redis, memcache), whose writes no version slot here sees. A
+ * record comes from it only while no process has written or removed its key since it was
+ * read, and never longer than 5 s. */
+struct mc_reccache *mc_store_cache(void);
 apr_status_t mc_store_put(server_rec *s, const char *key, apr_time_t expiry,
                           const unsigned char *data, apr_size_t len, apr_pool_t *p);
 apr_status_t mc_store_remove(server_rec *s, const char *key, apr_pool_t *p);

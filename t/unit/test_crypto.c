@@ -301,6 +301,22 @@ static void test_keyring_and_records(void)
           "rotation: [new, old] record opens with [new] (first key encrypts)");
     CHECK(memcmp(sealed + 1, sealed2 + 1, 4) != 0, "rotation: key ids of old and new differ");
 
+    /* The thread's decryption context stays keyed between records: switching keys back and
+     * forth, and a forged record between two good ones, must not confuse it. */
+    {
+        int ok = 1, k;
+        unsigned char *forged = apr_pmemdup(pool, sealed2, slen2);
+        forged[slen2 - 1] ^= 1;
+        for (k = 0; k < 6; k++) {
+            ok &= opens(kr_new_old, aad, sealed, slen);     /* old key */
+            ok &= opens(kr_new_old, aad, sealed2, slen2);   /* new key */
+            ok &= opens(kr_new_old, aad, sealed2, slen2);   /* new key again: nonce only */
+            ok &= !opens(kr_new_old, aad, forged, slen2);   /* same key, bad tag */
+            ok &= !opens(kr_new_old, "s:other", sealed2, slen2);
+        }
+        CHECK(ok, "keyed context: alternating keys, repeats and forgeries in one thread");
+    }
+
     /* These two passphrases were searched for because their 32-bit key ids
      * collide (0bf4d09a, cross-checked with Python's cryptography): the
      * opener must try the second key when the first one with that id fails. */
