@@ -95,6 +95,7 @@ static int mc_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
 static void mc_child_init(apr_pool_t *p, server_rec *s)
 {
     mc_store_child_init(p, s);
+    apr_pool_cleanup_register(p, NULL, mc_http_process_end, apr_pool_cleanup_null);
 }
 
 static void mc_register_hooks(apr_pool_t *p)

@@ -1,6 +1,9 @@
 /* mc_http implemented with libcurl. One easy handle per thread, reused so connections to
  * Monei stay alive between requests; created lazily in the worker thread, so none is ever
- * inherited across fork. */
+ * inherited across fork. The threads of a process share TLS sessions and DNS answers (a
+ * share object), so a thread's first call to Monei resumes a TLS session instead of a full
+ * handshake, which costs Monei (and the sandbox) a signature every time. Connections
+ * themselves are not shared: libcurl does not support sharing them between threads. */
 #include "mc_http.h"
 
 #include <apr_strings.h>
@@ -21,9 +24,40 @@ static void handle_free(void *h)
     curl_easy_cleanup(h);
 }
 
+static CURLSH *share;
+static pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+
+static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *u)
+{
+    (void)h, (void)access, (void)u;
+    pthread_mutex_lock(&share_locks[data]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data data, void *u)
+{
+    (void)h, (void)u;
+    pthread_mutex_unlock(&share_locks[data]);
+}
+
+static int handle_key_ready;
+
 static void handle_key_init(void)
 {
-    pthread_key_create(&handle_key, handle_free);
+    int i;
+    handle_key_ready = pthread_key_create(&handle_key, handle_free) == 0;
+    for (i = 0; i < CURL_LOCK_DATA_LAST; i++) {
+        pthread_mutex_init(&share_locks[i], NULL);
+    }
+    /* Without it every thread still works on its own, as before. */
+    if ((share = curl_share_init()) != NULL
+        && (curl_share_setopt(share, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK
+            || curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK
+            || curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION)
+               != CURLSHE_OK
+            || curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK)) {
+        curl_share_cleanup(share);
+        share = NULL;
+    }
 }
 
 typedef struct {
@@ -105,6 +139,20 @@ static CURL *handle(void)
     return h;
 }
 
+apr_status_t mc_http_process_end(void *unused)
+{
+    CURL *h;
+    (void)unused;
+    if (handle_key_ready && (h = pthread_getspecific(handle_key)) != NULL) {
+        pthread_setspecific(handle_key, NULL);
+        curl_easy_cleanup(h);
+    }
+    if (share && curl_share_cleanup(share) == CURLSHE_OK) {
+        share = NULL;
+    }
+    return APR_SUCCESS;
+}
+
 static mc_http_err classify(CURLcode rc)
 {
     switch (rc) {
@@ -158,6 +206,9 @@ apr_status_t mc_http_call(apr_pool_t *p, const mc_http_opts *o, const char *url,
     }
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (share) {
+        curl_easy_setopt(c, CURLOPT_SHARE, share);
+    }
 #if LIBCURL_VERSION_NUM >= 0x075500
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
 #else

@@ -37,6 +37,10 @@ typedef struct {
     apr_interval_time_t elapsed;
 } mc_http_response;
 
+/* A pool cleanup for the end of a process: frees the calling thread's handle and what the
+ * threads shared (worker threads free their own handles when they end, before it runs). */
+apr_status_t mc_http_process_end(void *unused);
+
 /* GET when body is NULL, else POST of a JSON body. bearer, if not NULL, is sent as
  * "Authorization: Bearer <bearer>". Never follows redirects. */
 apr_status_t mc_http_call(apr_pool_t *p, const mc_http_opts *opts, const char *url,

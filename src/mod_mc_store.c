@@ -26,6 +26,7 @@ APLOG_USE_MODULE(monei_connect);
 static ap_socache_instance_t *store_instance;
 static apr_global_mutex_t *store_mutex;
 static int store_needs_mutex;       /* provider is not MP-safe: every call under the mutex */
+static int store_spread_ids;        /* shmcb: ids get a leading byte that spreads them */
 static server_rec *destroy_server;
 
 /* The hot path of a store only this server writes (shmcb, dbm): sessions are read from a
@@ -115,8 +116,8 @@ static apr_status_t make_instance(apr_pool_t *pool, server_rec *s, ap_socache_in
 {
     struct ap_socache_hints hints = { 0 };
     const char *err;
-    /* Sizes of what we store: 34-byte keys, records around 1.2 KB, sessions live hours. */
-    hints.avg_id_len = 34;
+    /* Sizes of what we store: 35-byte ids, records around 1.2 KB, sessions live hours. */
+    hints.avg_id_len = 35;
     hints.avg_obj_size = 1200;
     hints.expiry_interval = 60;
     err = mc_store_config.provider->create(out, mc_store_config.provider_args, pool, pool);
@@ -174,6 +175,7 @@ int mc_store_post_config(apr_pool_t *pconf, server_rec *s)
         return OK;
     }
     store_needs_mutex = (mc_store_config.provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE) != 0;
+    store_spread_ids = !strcmp(name, "shmcb");
     kept = retained();
     versions_attach(kept, s);
     rv = ap_global_mutex_create(&store_mutex, NULL, MC_MUTEX_TYPE, NULL, s, pconf, 0);
@@ -287,17 +289,44 @@ static apr_status_t observe(apr_status_t rv)
     return rv;
 }
 
+/* The id the provider sees for key. shmcb picks a sub-cache from the id's first byte masked
+ * to its sub-cache count (up to 256 in a large segment); our keys are base64url text, 64
+ * values of that byte, so in a segment of 128 or 256 sub-caches half or three quarters of
+ * them would stay empty and the store would hold that much less. shmcb ids are bytes: a
+ * leading byte from a hash of the key covers all 256. Text keys stay as they are for the
+ * networked stores, where administrators read them. */
+static const unsigned char *provider_id(const char *key, apr_pool_t *p, unsigned int *len)
+{
+    apr_size_t n = strlen(key);
+    unsigned char *id;
+    apr_uint32_t h = 2166136261u;
+    apr_size_t i;
+
+    if (!store_spread_ids) {
+        *len = (unsigned int)n;
+        return (const unsigned char *)key;
+    }
+    for (i = 0; i < n; i++) {
+        h = (h ^ (unsigned char)key[i]) * 16777619u;
+    }
+    id = apr_palloc(p, n + 1);
+    id[0] = (unsigned char)(h ^ (h >> 8) ^ (h >> 16) ^ (h >> 24));
+    memcpy(id + 1, key, n);
+    *len = (unsigned int)(n + 1);
+    return id;
+}
+
 static apr_status_t retrieve(server_rec *s, const char *key, apr_pool_t *p,
                              unsigned char **data, apr_size_t *len)
 {
     unsigned char *buf = apr_palloc(p, MC_STORE_MAX_RECORD);
-    unsigned int n = MC_STORE_MAX_RECORD;
+    unsigned int n = MC_STORE_MAX_RECORD, idlen;
+    const unsigned char *id = provider_id(key, p, &idlen);
     apr_status_t rv;
     if (paused()) {
         return APR_EGENERAL;
     }
-    rv = observe(mc_store_config.provider->retrieve(
-        store_instance, s, (const unsigned char *)key, (unsigned int)strlen(key), buf, &n, p));
+    rv = observe(mc_store_config.provider->retrieve(store_instance, s, id, idlen, buf, &n, p));
     if (rv == APR_SUCCESS) {
         *data = buf;
         *len = n;
@@ -318,6 +347,8 @@ static apr_status_t changed(const char *key, apr_status_t rv)
 static apr_status_t store(server_rec *s, const char *key, apr_time_t expiry,
                           const unsigned char *data, apr_size_t len, apr_pool_t *p)
 {
+    unsigned int idlen;
+    const unsigned char *id = provider_id(key, p, &idlen);
     if (len > MC_STORE_MAX_RECORD) {
         return APR_ENOSPC;
     }
@@ -325,17 +356,18 @@ static apr_status_t store(server_rec *s, const char *key, apr_time_t expiry,
         return APR_EGENERAL;
     }
     return changed(key, observe(mc_store_config.provider->store(
-        store_instance, s, (const unsigned char *)key, (unsigned int)strlen(key), expiry,
-        (unsigned char *)data, (unsigned int)len, p)));
+        store_instance, s, id, idlen, expiry, (unsigned char *)data, (unsigned int)len, p)));
 }
 
 static apr_status_t remove_key(server_rec *s, const char *key, apr_pool_t *p)
 {
+    unsigned int idlen;
+    const unsigned char *id = provider_id(key, p, &idlen);
     if (paused()) {
         return APR_EGENERAL;
     }
-    return changed(key, observe(mc_store_config.provider->remove(
-        store_instance, s, (const unsigned char *)key, (unsigned int)strlen(key), p)));
+    return changed(key, observe(mc_store_config.provider->remove(store_instance, s, id, idlen,
+                                                                 p)));
 }
 
 /* A store read; *version (when asked) is the key's version slot as of the read. */
