@@ -23,6 +23,13 @@ Alias /walletonly {htdocs}/account
 <Location /connect-monei>
     SetHandler monei-connect-login
 </Location>
+<Location /preset>
+    AuthType MoneiConnect
+    Require valid-user
+    SetEnvIf Request_URI "^/preset" MONEI_WALLET_NAIRA_BALANCE=99999999.00 MONEI_CONNECTED=0
+    Header always set X-Seen-Balance "%{{MONEI_WALLET_NAIRA_BALANCE}}e"
+</Location>
+Alias /preset {htdocs}/account
 """ + harness.DASHBOARD_LOCATION + """ProxyPass /backend/ http://127.0.0.1:{backend}/
 <Location /backend/>
     AuthType MoneiConnect
@@ -252,6 +259,19 @@ def test_hot_path_no_calls_no_rewrite(site, sandbox, ca):
         assert r.status_code == 200
     after = sandbox.counters()
     assert after["calls"] == before["calls"], (before, after)
+
+
+def test_variables_set_before_authentication_are_replaced(site, sandbox, ca):
+    # SetEnvIf runs before authentication: the module's values must win, each name once
+    b = Browser(ca)
+    b.login(site.url + "/preset/env.cgi")
+    env = env_of(b.get(site.url + "/preset/env.cgi"))
+    assert env["MONEI_WALLET_NAIRA_BALANCE"] == "1805.00"
+    assert env["MONEI_CONNECTED"] == "1"
+    # CGI and SSI get a merged copy of the environment; mod_headers reads the table itself
+    # (its first entry of a name): a forged entry left in place would show here
+    r = b.get(site.url + "/preset/no-such-file")
+    assert r.status_code == 404 and r.headers["X-Seen-Balance"] == "1805.00", r.headers
 
 
 def test_forged_headers_never_reach_cgi_or_backend(site, sandbox, ca):
