@@ -22,53 +22,37 @@ typedef struct {
 
 static mc_counters *counters;
 
-/* name, label (or NULL), help: one line per counter of the Prometheus output. */
+/* One line per counter of the Prometheus output: metric name, label (or NULL), help text
+ * (printed once per metric, before its first line), JSON name. */
 static const struct {
     const char *name;
     const char *label;
+    const char *help;
     const char *json;
 } stat_names[MC_STAT_COUNT] = {
-    { "monei_connect_logins_started_total", NULL, "logins_started" },
-    { "monei_connect_logins_completed_total", NULL, "logins_completed" },
-    { "monei_connect_logins_failed_total", "reason=\"state\"", "logins_failed_state" },
-    { "monei_connect_logins_failed_total", "reason=\"denied\"", "logins_failed_denied" },
-    { "monei_connect_logins_failed_total", "reason=\"provider_error\"", "logins_failed_provider_error" },
-    { "monei_connect_logins_failed_total", "reason=\"exchange\"", "logins_failed_exchange" },
-    { "monei_connect_logins_failed_total", "reason=\"store\"", "logins_failed_store" },
-    { "monei_connect_step_ups_total", NULL, "step_ups" },
-    { "monei_connect_refreshes_total", "result=\"ok\"", "refreshes_ok" },
-    { "monei_connect_refreshes_total", "result=\"failed\"", "refreshes_failed" },
-    { "monei_connect_refreshes_total", "result=\"rate_limited\"", "refreshes_rate_limited" },
-    { "monei_connect_revocations_total", NULL, "revocations" },
-    { "monei_connect_disconnects_total", NULL, "disconnects" },
-    { "monei_connect_store_errors_total", NULL, "store_errors" },
+    { "monei_connect_logins_started_total", NULL, "Logins sent to Monei.", "logins_started" },
+    { "monei_connect_logins_completed_total", NULL, "Logins that ended in a new session.",
+      "logins_completed" },
+    { "monei_connect_logins_failed_total", "reason=\"state\"",
+      "Callbacks that did not end in a session, by reason.", "logins_failed_state" },
+    { "monei_connect_logins_failed_total", "reason=\"denied\"", NULL, "logins_failed_denied" },
+    { "monei_connect_logins_failed_total", "reason=\"provider_error\"", NULL,
+      "logins_failed_provider_error" },
+    { "monei_connect_logins_failed_total", "reason=\"exchange\"", NULL,
+      "logins_failed_exchange" },
+    { "monei_connect_logins_failed_total", "reason=\"store\"", NULL, "logins_failed_store" },
+    { "monei_connect_step_ups_total", NULL, "Users sent to Monei for missing scopes.",
+      "step_ups" },
+    { "monei_connect_refreshes_total", "result=\"ok\"", "Access token refreshes, by result.",
+      "refreshes_ok" },
+    { "monei_connect_refreshes_total", "result=\"failed\"", NULL, "refreshes_failed" },
+    { "monei_connect_refreshes_total", "result=\"rate_limited\"", NULL,
+      "refreshes_rate_limited" },
+    { "monei_connect_revocations_total", NULL,
+      "Sessions ended because Monei rejected their tokens.", "revocations" },
+    { "monei_connect_disconnects_total", NULL, "Disconnects.", "disconnects" },
+    { "monei_connect_store_errors_total", NULL, "Session store failures.", "store_errors" },
 };
-
-static const char *help_for(const char *name)
-{
-    if (!strcmp(name, "monei_connect_logins_started_total")) {
-        return "Logins sent to Monei.";
-    }
-    if (!strcmp(name, "monei_connect_logins_completed_total")) {
-        return "Logins that ended in a new session.";
-    }
-    if (!strcmp(name, "monei_connect_logins_failed_total")) {
-        return "Callbacks that did not end in a session, by reason.";
-    }
-    if (!strcmp(name, "monei_connect_step_ups_total")) {
-        return "Users sent to Monei for missing scopes.";
-    }
-    if (!strcmp(name, "monei_connect_refreshes_total")) {
-        return "Access token refreshes, by result.";
-    }
-    if (!strcmp(name, "monei_connect_revocations_total")) {
-        return "Sessions ended because Monei rejected their tokens.";
-    }
-    if (!strcmp(name, "monei_connect_disconnects_total")) {
-        return "Disconnects.";
-    }
-    return "Session store failures.";
-}
 
 int mc_status_post_config(apr_pool_t *pconf, server_rec *s)
 {
@@ -121,9 +105,9 @@ int mc_status_handler(request_rec *r)
     }
     ap_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
     for (i = 0; i < MC_STAT_COUNT; i++) {
-        if (i == 0 || strcmp(stat_names[i].name, stat_names[i - 1].name)) {
+        if (stat_names[i].help) {
             ap_rprintf(r, "# HELP %s %s\n# TYPE %s counter\n", stat_names[i].name,
-                       help_for(stat_names[i].name), stat_names[i].name);
+                       stat_names[i].help, stat_names[i].name);
         }
         ap_rprintf(r, "%s%s%s%s %u\n", stat_names[i].name, stat_names[i].label ? "{" : "",
                    stat_names[i].label ? stat_names[i].label : "",

@@ -159,7 +159,9 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *t, void *data)
         apr_pool_clear(p);
     }
     apr_pool_destroy(p);
-    apr_thread_exit(t, APR_SUCCESS);
+    /* A plain return, not apr_thread_exit: pthread_exit's unwinding trips ASan's
+     * use-after-scope check in the sanitizer build. */
+    (void)t;
     return NULL;
 }
 
