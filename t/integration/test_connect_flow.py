@@ -406,6 +406,9 @@ def test_record_in_store_has_no_clear_token(sandbox, ca, httpd_factory):
         snap = {k: redis.get(k) for k in keys}
         for _ in range(20):
             assert b.get(h.url + "/account/wallet.shtml").status_code == 200
-        assert {k: redis.get(k) for k in redis.keys()} == snap
+        # nothing new or rewritten; the 3-second login-binding key may expire meanwhile
+        after = {k: redis.get(k) for k in redis.keys()}
+        assert after.items() <= snap.items()
+        assert {k for k in after if k.endswith(b":s")} == {k for k in snap if k.endswith(b":s")}
     finally:
         redis.stop()
