@@ -410,6 +410,17 @@ class Redis(Service):
         return subprocess.run(["redis-cli", "-p", str(self.port), "--raw", "GET", raw],
                               capture_output=True, timeout=10).stdout
 
+    def snapshot(self):
+        return {k: self.get(k) for k in self.keys()}
+
+    def assert_unchanged_since(self, before):
+        """Nothing written, rewritten or removed since snapshot `before`; only the 3-second
+        login-binding keys (":b") may have expired meanwhile."""
+        after = self.snapshot()
+        assert after.items() <= before.items(), "a record was written or rewritten"
+        gone = before.keys() - after.keys()
+        assert all(k.endswith(b":b") for k in gone), "a stored record was removed"
+
 
 class Memcached(Service):
     """A private memcached on a loopback port."""
