@@ -95,6 +95,7 @@ SUBREQ = """MaxMemFree 1
 </Directory>
 Alias /p2 {htdocs}/account
 Alias /p3 {htdocs}/account
+Alias /rw {htdocs}/account
 <Location /p2>
     AuthType MoneiConnect
     Require valid-user
@@ -103,7 +104,6 @@ Alias /p3 {htdocs}/account
     AuthType MoneiConnect
     Require valid-user
 </Location>
-Alias /rw {htdocs}/account
 <Location /rw>
     AuthType MoneiConnect
     Require valid-user
@@ -447,6 +447,8 @@ ServerName 127.0.0.1:{h.port}
 ServerName 127.0.0.1:{port2}
 {two}{COMMON}</VirtualHost>
 """
+    # Two ports rather than two names: the browser logs in without DNS, and sends the
+    # cookie of 127.0.0.1 to both, as a browser sends one host's cookies to every port.
     h.start()
     harness.wait_port(port2)
     urls = {"one": h.url, "two": "http://127.0.0.1:%d" % port2}
