@@ -534,6 +534,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send(self, status, body, content_type="application/json; charset=utf-8",
               headers=None, length=None):
+        hold = getattr(self, "hold", 0)
+        if hold:
+            self.hold = 0
+            time.sleep(hold)
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body) if length is None else length))
@@ -647,6 +651,11 @@ class Handler(BaseHTTPRequestHandler):
         """Returns True when the fault produced the whole answer."""
         fault = self.sandbox.take_fault(endpoint)
         if fault is None:
+            return False
+        if fault.get("after"):
+            # Monei did the work (a refresh has rotated) but its answer is late: processed
+            # now, held in _send.
+            self.hold = fault["delay"]
             return False
         if fault.get("delay"):
             time.sleep(fault["delay"])
@@ -952,9 +961,11 @@ class Handler(BaseHTTPRequestHandler):
         with sb.lock:
             # Unknown tokens also get 200 (RFC 7009 §2.2): revocation must not be an oracle.
             if token in sb.access:
+                sb.access[token]["named_in_revoke"] = True
                 sb.revoke_pair_locked(access=token)
                 sb.counters["revocations"] += 1
             elif token in sb.refresh:
+                sb.refresh[token]["named_in_revoke"] = True
                 sb.revoke_pair_locked(refresh=token)
                 sb.counters["revocations"] += 1
         self.send_json(200, {"statusCode": 200, "message": "Token revoked"})
@@ -1039,6 +1050,8 @@ class Handler(BaseHTTPRequestHandler):
             elif what == "secrets" and m == "GET":
                 with sb.lock:
                     self.send_json(200, {"secrets": list(sb.secrets)})
+            elif what == "tokens" and m == "GET":
+                self.control_tokens()
             elif what == "grants" and m == "GET":
                 with sb.lock:
                     out = [{"user": u, "client_id": c, "scopes": ordered_scopes(s)}
@@ -1069,6 +1082,30 @@ class Handler(BaseHTTPRequestHandler):
         with sb.lock:
             sb.config.update(data)
             out = dict(sb.config)
+        self.send_json(200, out)
+
+    def control_tokens(self):
+        """How many tokens of a user (and client) are in each state, and how many a revoke
+        call named: whether a logout really ended everything Monei issued."""
+        sb = self.sandbox
+        user = (self.query.get("user") or [None])[0]
+        cid = (self.query.get("client_id") or [None])[0]
+
+        def match(rec):
+            return (user is None or rec["user"] == user) and (cid is None or rec["client_id"] == cid)
+
+        out = {"access": {"active": 0, "expired": 0, "revoked": 0, "named_in_revoke": 0},
+               "refresh": {"active": 0, "rotated": 0, "revoked": 0, "named_in_revoke": 0}}
+        with sb.lock:
+            now = time.monotonic()
+            for rec in filter(match, sb.access.values()):
+                state = ("revoked" if rec["revoked"] else
+                         "expired" if now >= rec["expires"] else "active")
+                out["access"][state] += 1
+                out["access"]["named_in_revoke"] += bool(rec.get("named_in_revoke"))
+            for rec in filter(match, sb.refresh.values()):
+                out["refresh"][rec["state"]] += 1
+                out["refresh"]["named_in_revoke"] += bool(rec.get("named_in_revoke"))
         self.send_json(200, out)
 
     def control_expire(self, data):
@@ -1144,6 +1181,10 @@ class Handler(BaseHTTPRequestHandler):
             fault["headers"] = dict(h)
         if data.get("close"):
             fault["close"] = True
+        if data.get("after"):
+            if "delay" not in fault or {"status", "body", "close"} & set(fault):
+                raise BodyError(400, "after needs a delay and no status, body or close")
+            fault["after"] = True
         with self.sandbox.lock:
             self.sandbox.faults.append(fault)
             queued = len(self.sandbox.faults)

@@ -42,8 +42,16 @@ def httpd_factory():
         return h
 
     yield make
+    # Every httpd is stopped, then the test fails if a child of any died of a signal: the
+    # log is read after the stop, so a crash while children exit is the test's too.
+    crashed = []
     for h in started:
-        h.stop()
+        try:
+            h.stop()
+        except harness.HttpdCrashed as e:
+            crashed.append(str(e))
+    if crashed:
+        pytest.fail("\n".join(crashed), pytrace=False)
 
 
 @pytest.fixture

@@ -135,9 +135,11 @@ def site(request, ca):
         yield {"name": name, "mode": mode, "samesite": samesite, "httpd": httpd,
                "sandbox": sandbox, "monei": monei, "ca": ca}
     finally:
-        if httpd:
-            httpd.stop()
-        sandbox.stop()
+        try:
+            if httpd:
+                httpd.stop()        # fails the test if a child died of a signal
+        finally:
+            sandbox.stop()
 
 
 def test_browser_flow(site):

@@ -210,6 +210,10 @@ BASE_MODULES = ["mpm_event", "authn_core", "authz_core", "authz_host", "authz_us
                 "socache_shmcb"]
 
 
+class HttpdCrashed(AssertionError):
+    """A child of a test's httpd died of a signal (found in its error log after the stop)."""
+
+
 class Httpd:
     """A private httpd (event MPM, several children) running the built module."""
 
@@ -296,6 +300,8 @@ GracefulShutdownTimeout 5
 
     def start(self):
         self.write_conf()
+        # The crash guard reads only what this start logs: a name may be started again.
+        self.log_offset = os.path.getsize(self.error_log) if os.path.exists(self.error_log) else 0
         r = self._ctl("-k", "start")
         if r.returncode != 0:
             raise RuntimeError("httpd %s failed to start: %s%s\n%s" % (
@@ -309,19 +315,35 @@ GracefulShutdownTimeout 5
         time.sleep(1.0)
         wait_port(self.port)
 
-    def stop(self):
-        # graceful-stop, not stop: an ungraceful stop makes the event MPM's main thread close
-        # the sockets of workers that may be freeing them at that moment (close_worker_sockets
-        # in httpd's event.c), which now and then kills a child with SIGSEGV while it exits,
-        # with no frame of any module on its stack (seen with this suite and a core dump).
-        # GracefulShutdownTimeout bounds the wait for requests still in flight.
+    def stop(self, check=True):
+        """Stop, then fail (HttpdCrashed) if a child of this start died of a signal: read
+        after the stop, so a crash while children exit counts too.
+
+        graceful-stop, not stop: an ungraceful stop makes the event MPM's main thread close
+        the sockets of workers that may be freeing them at that moment (close_worker_sockets
+        in httpd's event.c), which now and then kills a child with SIGSEGV while it exits,
+        with no frame of any module on its stack (seen with this suite and a core dump).
+        GracefulShutdownTimeout bounds the wait for requests still in flight."""
         pidfile = os.path.join(self.dir, "httpd.pid")
-        if not os.path.exists(pidfile):
-            return
-        self._ctl("-k", "graceful-stop")
-        deadline = time.time() + 15
-        while os.path.exists(pidfile) and time.time() < deadline:
-            time.sleep(0.05)
+        if os.path.exists(pidfile):
+            self._ctl("-k", "graceful-stop")
+            deadline = time.time() + 15
+            while os.path.exists(pidfile) and time.time() < deadline:
+                time.sleep(0.05)
+        if check:
+            crashes = self.crashes()
+            if crashes:
+                raise HttpdCrashed("httpd %s: a child died of a signal:\n%s"
+                                   % (self.name, "\n".join(crashes[:10])))
+
+    def crashes(self):
+        """Lines of this start's error log saying a child died of a signal."""
+        try:
+            with open(self.error_log, errors="replace") as f:
+                f.seek(getattr(self, "log_offset", 0))
+                return [l.rstrip("\n") for l in f if "exit signal" in l]
+        except OSError:
+            return []
 
     def tail_error_log(self, n=40):
         try:

@@ -3,6 +3,7 @@
 Run: cd /work/main && /usr/bin/python3 -m pytest -q t/sandbox
 """
 
+import concurrent.futures
 import html.parser
 import json
 import socket
@@ -574,6 +575,50 @@ def test_fault_delay_with_status(api):
     t0 = time.monotonic()
     assert api.exchange("x").status_code == 504
     assert time.monotonic() - t0 >= 0.25
+
+
+def test_fault_delay_after_processing(api):
+    # the refresh rotates at once; its answer comes late
+    tok = api.tokens_for(["wallet:read"])
+    api.ctl("faults", {"endpoint": "token", "delay": 0.8, "after": True})
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        t0 = time.monotonic()
+        late = ex.submit(api.refresh, tok["refresh_token"])
+        time.sleep(0.3)
+        # already rotated while the answer is still held
+        assert api.ctl("counters", method="GET")["refreshes"] == 1
+        assert not late.done()
+        r = late.result()
+    assert time.monotonic() - t0 >= 0.75 and r.status_code == 200
+    assert api.call("wallet/me", r.json()["access_token"]).status_code == 200
+    for bad in ({"endpoint": "token", "after": True},
+                {"endpoint": "token", "after": True, "delay": 1, "status": 503},
+                {"endpoint": "token", "after": True, "delay": 1, "close": True}):
+        assert api.s.post(api.base + "/_sandbox/faults", json=bad, timeout=5).status_code == 400
+
+
+def test_tokens_by_state(api):
+    zero = {"access": {"active": 0, "expired": 0, "revoked": 0, "named_in_revoke": 0},
+            "refresh": {"active": 0, "rotated": 0, "revoked": 0, "named_in_revoke": 0}}
+    assert api.ctl("tokens", method="GET") == zero
+    first = api.tokens_for(["wallet:read"])
+    second = api.refresh(first["refresh_token"]).json()
+    api.tokens_for(["wallet:read"], user="adebayo")
+    t = api.ctl("tokens?user=ada", method="GET")
+    assert t["access"] == {"active": 1, "expired": 0, "revoked": 1, "named_in_revoke": 0}
+    assert t["refresh"] == {"active": 1, "rotated": 1, "revoked": 0, "named_in_revoke": 0}
+    # revoking the access token ends its pair; only the named token counts as named
+    api.post("/api/v1/connect/token/revoke", json={"token": second["access_token"]})
+    t = api.ctl("tokens?user=ada", method="GET")
+    assert t["access"] == {"active": 0, "expired": 0, "revoked": 2, "named_in_revoke": 1}
+    assert t["refresh"] == {"active": 0, "rotated": 1, "revoked": 1, "named_in_revoke": 0}
+    api.post("/api/v1/connect/token/revoke", json={"token": second["refresh_token"]})
+    assert api.ctl("tokens?user=ada", method="GET")["refresh"]["named_in_revoke"] == 1
+    assert api.ctl("tokens?user=adebayo&client_id=" + CLIENT_ID,
+                   method="GET")["access"]["active"] == 1
+    assert api.ctl("tokens?client_id=mc_nobody", method="GET") == zero
+    api.ctl("expire_tokens", {"user": "adebayo"})
+    assert api.ctl("tokens?user=adebayo", method="GET")["access"]["expired"] == 1
 
 
 def test_fault_garbage(api):
