@@ -5,7 +5,7 @@ Why it exists: no machine of this project can reach monei.cc / api.monei.cc, yet
 module's tests must drive the whole protocol (authorize, consent, callback, code exchange,
 refresh with rotation, revoke, user revocation, partial and incremental grants, rate limits,
 slow or broken answers).  This file is the provider side, written to behave the way
-/work/shared/MONEI_CONNECT.md describes Monei, plus a control API under /_sandbox/ that lets
+docs/protocol.md describes Monei, plus a control API under /_sandbox/ that lets
 tests set up and inspect situations that a real provider only produces by chance.
 
 Python 3 standard library only, one file, so that CI and developers can run it anywhere
@@ -44,7 +44,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, urlsplit
 
 # --------------------------------------------------------------------------------------
-# Protocol constants (MONEI_CONNECT.md, "Calling the API" table)
+# Protocol constants (docs/protocol.md, "Rate limits")
 # --------------------------------------------------------------------------------------
 
 # Order matters: token responses list scopes in this canonical order so that tests and

@@ -1,4 +1,4 @@
-"""Issue 9, item 2: the real-browser end-to-end test.
+"""The real-browser end-to-end test.
 
 Debian's headless Chromium (/usr/bin/chromium), driven by playwright-core from npm
 (t/e2e/node_modules, installed by `npm ci` in t/e2e; never a downloaded browser), goes through

@@ -1,4 +1,4 @@
-"""Issue 9: the status handler's counters move as a scripted flow predicts."""
+"""The status handler's counters move as a scripted flow predicts."""
 import os
 import re
 

@@ -1,6 +1,6 @@
-"""Tests of sandbox/monei_sandbox.py against MONEI_CONNECT.md.
+"""Tests of sandbox/monei_sandbox.py against the protocol in docs/protocol.md.
 
-Run: cd /work/main && /usr/bin/python3 -m pytest -q t/sandbox
+Run from the checkout: /usr/bin/python3 -m pytest -q t/sandbox
 """
 
 import html.parser
