@@ -38,6 +38,9 @@ static int mc_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
     }
+    /* Like httpd's own startup line: which build an administrator is looking at. */
+    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "mod_monei_connect/%s (libcurl/%s) loaded",
+                 MC_VERSION, curl_version_info(CURLVERSION_NOW)->version);
     if (!mc_config_in_use && !mc_store_config.provider) {
         return OK;
     }

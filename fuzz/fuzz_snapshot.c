@@ -7,7 +7,7 @@
  * Invariants:
  *  - a snapshot is compact JSON of an object and parses back as one, and
  *    compacting is stable (snapshot of {"data":<snapshot>} is identical);
- *  - every exported variable is one of the SPEC.md names and its value
+ *  - every exported variable is one of the documented names and its value
  *    contains no byte < 0x20 and no 0x7F, and is valid UTF-8;
  *  - mc_sanitize_value keeps the length, leaves no control byte, yields
  *    valid UTF-8, keeps valid UTF-8 input without controls byte-exact,

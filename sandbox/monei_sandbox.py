@@ -5,7 +5,7 @@ Why it exists: no machine of this project can reach monei.cc / api.monei.cc, yet
 module's tests must drive the whole protocol (authorize, consent, callback, code exchange,
 refresh with rotation, revoke, user revocation, partial and incremental grants, rate limits,
 slow or broken answers).  This file is the provider side, written to behave the way
-/work/shared/MONEI_CONNECT.md describes Monei, plus a control API under /_sandbox/ that lets
+docs/protocol.md describes Monei, plus a control API under /_sandbox/ that lets
 tests set up and inspect situations that a real provider only produces by chance.
 
 Python 3 standard library only, one file, so that CI and developers can run it anywhere
@@ -13,11 +13,12 @@ Python 3 standard library only, one file, so that CI and developers can run it a
 
     monei_sandbox.py --port 8600 [--host 127.0.0.1]
                      [--tls-port 8643 --cert server.pem --key server.key]
-                     [--client mc_id:mcs_secret:https://cb1[,https://cb2]]...
+                     [--client-file clients.txt]...
                      [--secrets-file PATH] [--pid-file PATH] [--quiet]
 
 Port 0 picks a free port; the ready line printed on stdout names the real one(s):
     monei-sandbox listening on http://127.0.0.1:8600 https://127.0.0.1:8643
+A client file (mode 600) holds one `mc_id:mcs_secret:https://cb1[,https://cb2]` per line.
 """
 
 import argparse
@@ -43,7 +44,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, urlsplit
 
 # --------------------------------------------------------------------------------------
-# Protocol constants (MONEI_CONNECT.md, "Calling the API" table)
+# Protocol constants (docs/protocol.md, "Rate limits")
 # --------------------------------------------------------------------------------------
 
 # Order matters: token responses list scopes in this canonical order so that tests and
@@ -1237,11 +1238,34 @@ def parse_client(spec):
     # mc_id:mcs_secret:https://a[,https://b] -- URIs contain ':' so split only twice.
     parts = spec.split(":", 2)
     if len(parts) != 3 or not all(parts):
-        raise argparse.ArgumentTypeError("--client wants ID:SECRET:URI[,URI...]")
+        raise ValueError("a client line wants ID:SECRET:URI[,URI...]")
     uris = [u for u in parts[2].split(",") if u]
     if not uris:
-        raise argparse.ArgumentTypeError("--client wants at least one redirect URI")
+        raise ValueError("a client line wants at least one redirect URI")
     return parts[0], parts[1], uris
+
+
+def read_client_file(path):
+    """Clients to register, one `ID:SECRET:URI[,URI...]` per line (`#` comments). A file,
+    never the command line, so that the secret is not visible in `ps`; like ssh with its
+    keys, a file that others may read is refused."""
+    try:
+        st = os.stat(path)
+        if st.st_mode & 0o077:
+            raise argparse.ArgumentTypeError(
+                "%s holds client secrets and must not be readable by others (chmod 600)" % path)
+        with open(path) as fh:
+            lines = [ln.strip() for ln in fh]
+    except OSError as e:
+        raise argparse.ArgumentTypeError("cannot read %s: %s" % (path, e.strerror))
+    clients = []
+    for n, line in enumerate(lines, 1):
+        if line and not line.startswith("#"):
+            try:
+                clients.append(parse_client(line))
+            except ValueError as e:
+                raise argparse.ArgumentTypeError("%s line %d: %s" % (path, n, e))
+    return clients
 
 
 def main(argv=None):
@@ -1251,8 +1275,9 @@ def main(argv=None):
     ap.add_argument("--tls-port", type=int, help="also serve HTTPS on this port (0 = free one)")
     ap.add_argument("--cert", help="PEM certificate (chain) for HTTPS")
     ap.add_argument("--key", help="PEM private key for HTTPS")
-    ap.add_argument("--client", action="append", type=parse_client, default=[],
-                    help="register a client: ID:SECRET:URI[,URI...] (repeatable)")
+    ap.add_argument("--client-file", action="append", type=read_client_file, default=[],
+                    help="register the clients of a mode-600 file, one ID:SECRET:URI[,URI...] "
+                         "per line (repeatable)")
     ap.add_argument("--secrets-file", help="append every secret issued or known, one per line")
     ap.add_argument("--pid-file")
     ap.add_argument("--quiet", action="store_true", help="no request log on stderr")
@@ -1261,8 +1286,9 @@ def main(argv=None):
         ap.error("--tls-port needs --cert and --key")
 
     sandbox = Sandbox(args.secrets_file)
-    for cid, csec, uris in args.client:
-        sandbox.register_client(cid, csec, uris)
+    for clients in args.client_file:
+        for cid, csec, uris in clients:
+            sandbox.register_client(cid, csec, uris)
 
     handler = type("BoundHandler", (Handler,), {"sandbox": sandbox, "quiet": args.quiet})
     servers = [server_class_for(args.host, SandboxHTTPServer)((args.host, args.port), handler)]

@@ -1,7 +1,7 @@
 /* mc_monei: the Monei Connect protocol as data - request bodies, URLs,
  * response parsing, scope arithmetic and the flattening of wallet/user
  * snapshots into exported variables.  No I/O and no httpd headers, so all
- * of it is unit-tested and fuzzed on its own (see MONEI_CONNECT.md). */
+ * of it is unit-tested and fuzzed on its own (see docs/protocol.md). */
 #ifndef MC_MONEI_H
 #define MC_MONEI_H
 
@@ -98,7 +98,7 @@ apr_status_t mc_monei_wallet_snapshot(apr_pool_t *p, const char *body,
 apr_status_t mc_monei_user_snapshot(apr_pool_t *p, const char *body,
                                     apr_size_t len, const char **data_json);
 
-/* Add the SPEC.md variables derived from a stored snapshot to vars:
+/* Add the documented MONEI_* variables derived from a stored snapshot to vars:
  *  wallet: MONEI_WALLET_JSON, MONEI_WALLET_NAIRA_BALANCE,
  *          MONEI_WALLET_VIRTUAL_ACCOUNT_NUMBER, _VIRTUAL_ACCOUNT_BANK
  *          (first subwallet of type FIAT), MONEI_WALLET_EVM_ADDRESS,

@@ -14,7 +14,7 @@ APLOG_USE_MODULE(monei_connect);
 
 mc_store_cfg mc_store_config;
 
-/* Scopes Monei knows (MONEI_CONNECT.md); anything else would be refused at authorize. */
+/* Scopes Monei knows (docs/protocol.md); anything else would be refused at authorize. */
 static const char *const known_scopes[] = {
     "profile:read", "kyc:read", "wallet:read", "wallet:deposit", "wallet:send",
     "wallet:withdraw", "swap:execute", "bills:pay", "offramp:execute", NULL

@@ -220,7 +220,7 @@ static void redact_request_line(request_rec *r)
     r->parsed_uri.query = NULL;
 }
 
-/* The REMOTE_USER rule of SPEC.md. */
+/* The REMOTE_USER rule (README, "What downstream content sees"). */
 static void set_subject(request_rec *r, mc_session_rec *s, const char *old_subject)
 {
     const char *id = NULL;

@@ -10,7 +10,7 @@
 
 APLOG_USE_MODULE(monei_connect);
 
-/* SPEC.md's rule: scripts and fetches are never redirected to Monei. */
+/* The rule: scripts and fetches are never redirected to Monei. */
 int mc_is_api_client(const request_rec *r)
 {
     const char *v;

@@ -95,7 +95,8 @@ int mc_status_handler(request_rec *r)
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
     if (r->args && (!strcmp(r->args, "json") || !strncmp(r->args, "json&", 5))) {
         ap_set_content_type(r, "application/json");
-        ap_rprintf(r, "{\"started_at\":%u", apr_atomic_read32(&counters->started_at));
+        ap_rprintf(r, "{\"version\":\"%s\",\"started_at\":%u", MC_VERSION,
+                   apr_atomic_read32(&counters->started_at));
         for (i = 0; i < MC_STAT_COUNT; i++) {
             ap_rprintf(r, ",\"%s\":%u", stat_names[i].json,
                        apr_atomic_read32(&counters->counter[i]));
@@ -113,6 +114,9 @@ int mc_status_handler(request_rec *r)
                    stat_names[i].label ? stat_names[i].label : "",
                    stat_names[i].label ? "}" : "", apr_atomic_read32(&counters->counter[i]));
     }
+    ap_rprintf(r, "# HELP monei_connect_build_info The module's version.\n"
+               "# TYPE monei_connect_build_info gauge\n"
+               "monei_connect_build_info{version=\"%s\"} 1\n", MC_VERSION);
     ap_rprintf(r, "# HELP monei_connect_start_time_seconds When the counters started.\n"
                "# TYPE monei_connect_start_time_seconds gauge\n"
                "monei_connect_start_time_seconds %u\n",

@@ -71,3 +71,16 @@ def backend():
     b = harness.EchoBackend().start()
     yield b
     b.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI=true the real-browser test never skips silently: a skip there (no node, no
+    chromium) is turned into a failure with the skip's reason."""
+    outcome = yield
+    report = outcome.get_result()
+    if (report.skipped and os.environ.get("CI") == "true"
+            and os.sep + "e2e" + os.sep in str(item.fspath)):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = "CI=true must run the browser test, but it was skipped: %s" % reason

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The real-browser end-to-end flow of mod_monei_connect (issue 9, item 2).
+// The real-browser end-to-end flow of mod_monei_connect.
 //
 // Debian's headless Chromium (/usr/bin/chromium), driven by playwright-core from npm (no
 // browser download), goes through the demo's configuration as a person would:

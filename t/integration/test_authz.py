@@ -1,4 +1,4 @@
-"""Issue 5: Require monei-scope with step-up, API clients, reverse proxies."""
+"""Require monei-scope with step-up, API clients, reverse proxies."""
 import urllib.parse
 
 import pytest

@@ -1,4 +1,4 @@
-"""Issue 2: the module loads, every directive is parsed and validated, and a server that uses
+"""The module loads, every directive is parsed and validated, and a server that uses
 the module without what it needs refuses to start, naming the directive and where."""
 import re
 import subprocess

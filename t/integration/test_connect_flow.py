@@ -1,4 +1,4 @@
-"""Issue 3: the connect flow against a real httpd (event MPM, several children) and the
+"""The connect flow against a real httpd (event MPM, several children) and the
 sandbox over HTTPS with our own CA."""
 import json
 import threading

@@ -1,4 +1,4 @@
-"""Issue 7: faults of Monei during a login, and hostile input. Every row has a defined
+"""Faults of Monei during a login, and hostile input. Every row has a defined
 outcome (status, page, time bound) and httpd keeps serving other locations afterwards."""
 import os
 import time

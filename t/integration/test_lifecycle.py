@@ -1,4 +1,4 @@
-"""Issue 4: token lifecycle against a real httpd with several children and the sandbox:
+"""Token lifecycle against a real httpd with several children and the sandbox:
 race-free refresh, 429, revocation, disconnect, timeouts, stale snapshots."""
 import concurrent.futures
 import time

@@ -1,4 +1,4 @@
-"""Issue 8: each httpd process keeps the sessions it served in a cache of opened records
+"""Each httpd process keeps the sessions it served in a cache of opened records
 (src/mc_reccache.h), so that a request with a valid session takes no store mutex and does
 no decryption. It must never serve a session another process changed: a disconnect, a
 refresh or a restart is seen by every process's next request, not when the cache entry ages

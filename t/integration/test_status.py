@@ -1,4 +1,5 @@
-"""Issue 9: the status handler's counters move as a scripted flow predicts."""
+"""The status handler's counters move as a scripted flow predicts."""
+import os
 import re
 
 import harness
@@ -23,6 +24,11 @@ Alias /send {htdocs}/account
     Require ip 127.0.0.1
 </Location>
 """
+
+
+def configure_version():
+    with open(os.path.join(harness.ROOT, "configure.ac")) as f:
+        return re.search(r"^AC_INIT\(\[mod_monei_connect\], \[([^]]+)\]", f.read(), re.M).group(1)
 
 
 def counters(b, h):
@@ -74,6 +80,12 @@ def test_counters_follow_the_flow(sandbox, ca, httpd_factory):
     assert p['monei_connect_refreshes_total{result="ok"}'] == 0
     text = b.get(h.url + "/monei-status").text
     assert "# TYPE monei_connect_logins_started_total counter" in text
+    # one version number, configure.ac's, on the status page and in the startup log line
+    version = configure_version()
+    assert c["version"] == version
+    assert p['monei_connect_build_info{version="%s"}' % version] == 1
+    assert re.search(r"\[monei_connect:notice\] .*mod_monei_connect/%s \(libcurl/[0-9.]+\) loaded"
+                     % re.escape(version), h.error_log_text()), h.tail_error_log()
     # the counters are shared by all children and survive a graceful restart
     h.graceful()
     assert counters(b, h)["logins_completed"] == 3

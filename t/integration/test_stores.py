@@ -1,4 +1,4 @@
-"""Issue 6: sessions shared through redis and memcached by two servers, graceful restarts
+"""Sessions shared through redis and memcached by two servers, graceful restarts
 with the default shmcb store, store outages, a full shmcb."""
 import concurrent.futures
 import time

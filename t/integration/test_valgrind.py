@@ -1,4 +1,4 @@
-"""Issue 7: logins, refreshes and hot-path requests with httpd under valgrind memcheck:
+"""Logins, refreshes and hot-path requests with httpd under valgrind memcheck:
 nothing definitely or indirectly lost (per-thread curl handles and cipher contexts are freed
 when their threads end), no invalid reads or writes."""
 import os

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from monei_sandbox_testlib import (CLIENT_ID, CLIENT_SECRET, REDIRECT, REDIRECT_Q, Api,
-                                   SandboxProcess)
+                                   SandboxProcess, client_file)
 
 
 def run(cmd, cwd):
@@ -47,10 +47,12 @@ def secrets_file(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def sandbox(tls_files, secrets_file):
+def sandbox(tls_files, secrets_file, tmp_path_factory):
+    clients = client_file(tmp_path_factory.mktemp("clients"),
+                          f"{CLIENT_ID}:{CLIENT_SECRET}:{REDIRECT},{REDIRECT_Q}")
     sp = SandboxProcess([
         "--tls-port", "0", "--cert", tls_files["cert"], "--key", tls_files["key"],
-        "--client", f"{CLIENT_ID}:{CLIENT_SECRET}:{REDIRECT},{REDIRECT_Q}",
+        "--client-file", clients,
         "--secrets-file", secrets_file,
     ])
     yield sp

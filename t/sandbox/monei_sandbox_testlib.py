@@ -30,6 +30,15 @@ CLIENT2_ID = "mc_other"
 CLIENT2_SECRET = "mcs_other-secret-abcdefghijklmnop"
 
 
+def client_file(directory, *lines):
+    """A mode-600 client file for --client-file: the secret never goes on a command line."""
+    path = os.path.join(str(directory), "clients.txt")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write("".join(line + "\n" for line in lines))
+    return path
+
+
 class SandboxProcess:
     """A running sandbox subprocess with its URLs."""
 

@@ -1,12 +1,14 @@
-"""Tests of sandbox/monei_sandbox.py against MONEI_CONNECT.md.
+"""Tests of sandbox/monei_sandbox.py against the protocol in docs/protocol.md.
 
-Run: cd /work/main && /usr/bin/python3 -m pytest -q t/sandbox
+Run from the checkout: /usr/bin/python3 -m pytest -q t/sandbox
 """
 
 import concurrent.futures
 import html.parser
 import json
+import os
 import socket
+import subprocess
 import ssl
 import time
 import urllib.request
@@ -15,8 +17,9 @@ from urllib.parse import quote, urlencode
 import pytest
 import requests
 
-from monei_sandbox_testlib import (CLIENT2_ID, CLIENT2_SECRET, CLIENT_ID, CLIENT_SECRET, REDIRECT,
-                      REDIRECT_Q, Api, SandboxProcess, callback_params, pkce_pair)
+from monei_sandbox_testlib import (client_file, CLIENT2_ID, CLIENT2_SECRET, CLIENT_ID, CLIENT_SECRET, REDIRECT,
+                      REDIRECT_Q, SANDBOX, PYTHON, Api, SandboxProcess, callback_params,
+                      pkce_pair)
 
 ALL_SCOPES = ["profile:read", "kyc:read", "wallet:read", "wallet:deposit", "wallet:send",
               "wallet:withdraw", "swap:execute", "bills:pay", "offramp:execute"]
@@ -801,8 +804,8 @@ def test_broken_tls_client_does_not_block_server(sandbox, tls_files):
 
 def test_sigterm_exits_cleanly_and_logs_no_secrets(tmp_path):
     pid_file = tmp_path / "sandbox.pid"
-    sp = SandboxProcess(["--client", f"{CLIENT_ID}:{CLIENT_SECRET}:{REDIRECT}",
-                         "--pid-file", str(pid_file)], quiet=False)
+    clients = client_file(tmp_path, f"{CLIENT_ID}:{CLIENT_SECRET}:{REDIRECT}")
+    sp = SandboxProcess(["--client-file", clients, "--pid-file", str(pid_file)], quiet=False)
     try:
         assert int(pid_file.read_text()) == sp.proc.pid
         api = Api(sp.http)
@@ -841,3 +844,20 @@ def test_cli_requires_cert_for_tls():
     r = subprocess.run([PYTHON, SANDBOX, "--port", "0", "--tls-port", "0"],
                        capture_output=True, text=True, timeout=10)
     assert r.returncode != 0 and "--cert" in r.stderr
+
+
+def test_client_secret_comes_from_a_private_file_never_the_command_line(tmp_path):
+    clients = client_file(tmp_path, f"{CLIENT_ID}:{CLIENT_SECRET}:{REDIRECT}")
+    sp = SandboxProcess(["--client-file", clients])
+    try:
+        with open("/proc/%d/cmdline" % sp.proc.pid, "rb") as f:
+            assert CLIENT_SECRET.encode() not in f.read()      # what `ps` shows
+        api = Api(sp.http)
+        assert api.exchange(api.code_for(["wallet:read"])).status_code == 200  # registered
+    finally:
+        sp.stop()
+    os.chmod(clients, 0o640)
+    p = subprocess.run([PYTHON, SANDBOX, "--port", "0", "--client-file", clients],
+                       capture_output=True, text=True, timeout=20)
+    assert p.returncode != 0 and "chmod 600" in p.stderr, p.stderr
+    assert CLIENT_SECRET not in p.stderr
