@@ -11,6 +11,13 @@
 
 APLOG_USE_MODULE(monei_connect);
 
+/* What an error response must look like once httpd writes it (see mc_page_as_error): the
+ * status our page is about, and its type (NULL when an ErrorDocument supplies the body). */
+struct mc_error_look {
+    int status;
+    const char *type;
+};
+
 /* SPEC.md's rule: scripts and fetches are never redirected to Monei. */
 int mc_is_api_client(const request_rec *r)
 {
@@ -106,10 +113,21 @@ static void mc_error_vars(request_rec *r, const char *error, const char *message
                        r->pool, message ? message : "", MC_ERROR_TEXT_MAX))));
 }
 
-/* The ErrorDocument's own request: the variables under their plain names too. */
+/* The ErrorDocument's own request: the variables under their plain names too, and the status
+ * our page was about (mod_authz_core sends a denied user's 403 as 401). */
 static int mc_error_fixups(request_rec *r)
 {
     const char *e, *d;
+    mc_req_notes *prev = r->prev ? ap_get_module_config(r->prev->request_config,
+                                                        &monei_connect_module) : NULL;
+    if (prev && prev->error_look && prev->error_look->status
+        && r->status != prev->error_look->status && ap_is_HTTP_ERROR(r->status)) {
+        r->status = prev->error_look->status;
+        r->status_line = NULL;
+        if (r->status != HTTP_UNAUTHORIZED) {
+            apr_table_unset(r->err_headers_out, "WWW-Authenticate");
+        }
+    }
     if (r->prev && (e = apr_table_get(r->subprocess_env, "REDIRECT_MONEI_ERROR"))
         && !apr_table_get(r->subprocess_env, "MONEI_ERROR")) {
         apr_table_setn(r->subprocess_env, "MONEI_ERROR", e);
@@ -179,11 +197,6 @@ int mc_page_with(request_rec *r, int status, const char *error, const char *mess
     return DONE;
 }
 
-/* What an error response must look like once httpd writes it (see mc_page_as_error). */
-struct mc_error_look {
-    int status;
-    const char *type;
-};
 
 /* httpd writes error bodies as text/html; charset=iso-8859-1, and mod_authz_core answers an
  * authenticated user it denies with 401 unless AuthzSendForbiddenOnFailure is on. When our
@@ -201,7 +214,7 @@ static apr_status_t look_filter(ap_filter_t *f, apr_bucket_brigade *bb)
             apr_table_unset(r->headers_out, "WWW-Authenticate");
         }
     }
-    if (ap_is_HTTP_ERROR(r->status)) {
+    if (ap_is_HTTP_ERROR(r->status) && look->type) {
         ap_set_content_type(r, look->type);
     }
     ap_remove_output_filter(f);
@@ -233,6 +246,8 @@ void mc_page_as_error(request_rec *r, int status, const char *error, const char 
             && !ap_response_code_string(r, ap_index_of_response(HTTP_UNAUTHORIZED))) {
             ap_custom_response(r, HTTP_UNAUTHORIZED, *doc == '"' ? doc + 1 : doc);
         }
+        look->status = status;
+        mc_notes(r)->error_look = look;
         return;
     }
     body = mc_page_body(r, status, error, message, retry_url, retry_label, api);
