@@ -6,6 +6,7 @@
 #include "mod_mc.h"
 #include "mod_mc_config.h"
 #include "mod_mc_status.h"
+#include "mod_mc_export.h"
 
 #include "http_request.h"
 #include "http_core.h"
@@ -71,6 +72,8 @@ static void mc_register_hooks(apr_pool_t *p)
     ap_hook_child_init(mc_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     /* Our cookies leave the Cookie header before anything else sees the request. */
     ap_hook_post_read_request(mc_post_read_request, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    /* Then no forged header with one of our prefixes survives, wherever the request goes. */
+    ap_hook_post_read_request(mc_scrub_post_read_request, NULL, NULL, APR_HOOK_REALLY_FIRST);
     /* The redirect URI path answers before mod_proxy or any Location config. */
     ap_hook_quick_handler(mc_quick_handler, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_check_authn(mc_check_authn, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
@@ -80,6 +83,7 @@ static void mc_register_hooks(apr_pool_t *p)
     ap_hook_insert_error_filter(mc_insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
     mc_authz_register(p);
     mc_pages_register(p);
+    mc_cache_register(p);
 }
 
 AP_DECLARE_MODULE(monei_connect) = {

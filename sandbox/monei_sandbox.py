@@ -240,6 +240,7 @@ class Sandbox:
         self.grants = {}               # (user, client_id) -> set(scopes)
         self.faults = []               # queued fault dicts (with "remaining")
         self.rate = {}                 # (kind, key) -> deque of monotonic timestamps
+        self.user_data = {}            # (user, "profile"|"wallet"|"kyc") -> fields laid over
         self.counters = {
             "calls": {e: 0 for e in ("authorize", "token", "revoke", "wallet", "user", "kyc")},
             "code_exchanges": 0, "code_reuse": 0, "refreshes": 0, "refresh_reuse": 0,
@@ -996,8 +997,10 @@ class Handler(BaseHTTPRequestHandler):
         if scope not in rec["scopes"]:
             self.send_error_json(403, f"Insufficient scope: {scope} is required")
             return
-        self.send_json(200, {"statusCode": 200, "message": message,
-                             "data": USERS[rec["user"]][key]})
+        with sb.lock:
+            data = dict(USERS[rec["user"]][key])
+            data.update(sb.user_data.get((rec["user"], key), {}))
+        self.send_json(200, {"statusCode": 200, "message": message, "data": data})
 
     # -- /_sandbox/ control API --------------------------------------------------------
 
@@ -1036,6 +1039,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.control_expire(data)
             elif what == "revoke_user" and m == "POST":
                 self.control_revoke_user(data)
+            elif what == "user_data" and m == "POST":
+                self.control_user_data(data)
             elif what == "faults" and m == "POST":
                 self.control_faults(data)
             elif what == "faults" and m == "DELETE":
@@ -1108,6 +1113,21 @@ class Handler(BaseHTTPRequestHandler):
                 out["refresh"][rec["state"]] += 1
                 out["refresh"]["named_in_revoke"] += bool(rec.get("named_in_revoke"))
         self.send_json(200, out)
+
+    def control_user_data(self, data):
+        # Fields laid over a test user's data (a huge profile field, a wallet that grows):
+        # {"user":"ada","profile":{...},"wallet":{...},"kyc":{...}}; reset forgets them.
+        user = data.get("user")
+        if user not in USERS:
+            raise BodyError(400, "user must be one of " + ", ".join(USERS))
+        parts = {k: v for k, v in data.items() if k != "user"}
+        if not parts or any(k not in ("profile", "wallet", "kyc") or not isinstance(v, dict)
+                            for k, v in parts.items()):
+            raise BodyError(400, "profile, wallet and kyc must be objects (at least one)")
+        with self.sandbox.lock:
+            for k, v in parts.items():
+                self.sandbox.user_data.setdefault((user, k), {}).update(v)
+        self.send_json(200, {"ok": True})
 
     def control_expire(self, data):
         sb = self.sandbox

@@ -607,3 +607,169 @@ char *mc_snapshot_exports(apr_pool_t *p, const char *wallet_json, const char *us
     apr_table_do(flatten_one, &fb, vars, NULL);
     return (char *)fb.out;
 }
+
+/* ------------------------------------------------------------------ */
+/* bounded snapshots                                                   */
+
+/* Remove every string longer than max from j, at any depth (an object member or an array
+ * element). Returns how many were removed. */
+static int prune_long_strings(json_t *j, apr_size_t max)
+{
+    int n = 0;
+    if (json_is_object(j)) {
+        const char *key;
+        json_t *v, *tmp;
+        json_object_foreach_safe(j, tmp, key, v) {
+            if (json_is_string(v) && json_string_length(v) > max) {
+                json_object_del(j, key);
+                n++;
+            }
+            else {
+                n += prune_long_strings(v, max);
+            }
+        }
+    }
+    else if (json_is_array(j)) {
+        size_t i = 0;
+        while (i < json_array_size(j)) {
+            json_t *v = json_array_get(j, i);
+            if (json_is_string(v) && json_string_length(v) > max) {
+                json_array_remove(j, i);
+                n++;
+                continue;
+            }
+            n += prune_long_strings(v, max);
+            i++;
+        }
+    }
+    return n;
+}
+
+/* The stored copy of data_json without over-long strings; *pruned set when some were. */
+static const char *bounded_copy(apr_pool_t *p, const char *data_json, int *pruned)
+{
+    json_t *j = load_data(data_json);
+    const char *out;
+    *pruned = 0;
+    if (!j) return NULL;
+    *pruned = prune_long_strings(j, MC_SNAPSHOT_VALUE_MAX) > 0;
+    out = *pruned ? mc_json_compact(p, j) : data_json;
+    json_decref(j);
+    return out;
+}
+
+typedef struct {
+    apr_pool_t *p;
+    apr_array_header_t *names;   /* variables kept, const char* */
+    apr_array_header_t *values;
+    const char *left_out;
+} bound_baton;
+
+static void note_left_out(bound_baton *b, const char *name)
+{
+    if (b->left_out && has_word(b->left_out, name, strlen(name))) return;
+    b->left_out = b->left_out ? apr_pstrcat(b->p, b->left_out, " ", name, NULL)
+                              : apr_pstrdup(b->p, name);
+}
+
+static int keep_var(void *rec, const char *key, const char *value)
+{
+    bound_baton *b = rec;
+    if (!strcmp(key, "MONEI_WALLET_JSON") || !strcmp(key, "MONEI_USER_JSON")) {
+        return 1;
+    }
+    if (strlen(value) > MC_SNAPSHOT_VALUE_MAX) {
+        note_left_out(b, key);
+        return 1;
+    }
+    APR_ARRAY_PUSH(b->names, const char *) = key;
+    APR_ARRAY_PUSH(b->values, const char *) = value;
+    return 1;
+}
+
+/* Bytes the stored exports take: variables, plus one flag line per name left out. */
+static apr_size_t exports_size(const bound_baton *b)
+{
+    apr_size_t n = 0;
+    const char *w, *s = b->left_out;
+    apr_size_t wl;
+    int i;
+    for (i = 0; i < b->names->nelts; i++) {
+        n += strlen(APR_ARRAY_IDX(b->names, i, const char *))
+             + strlen(APR_ARRAY_IDX(b->values, i, const char *)) + 2;
+    }
+    while ((s = next_word(s, &w, &wl))) {
+        n += wl + sizeof("_TRUNCATED\t1\n") - 1;
+    }
+    return n;
+}
+
+void mc_snapshot_bound(apr_pool_t *p, const char *wallet_json, const char *user_json,
+                       mc_snapshot_t *out)
+{
+    apr_table_t *vars = apr_table_make(p, 12);
+    bound_baton b;
+    int pruned, i;
+    const char *w, *s, *ex = "";
+    apr_size_t wl;
+
+    b.p = p;
+    b.names = apr_array_make(p, 12, sizeof(const char *));
+    b.values = apr_array_make(p, 12, sizeof(const char *));
+    b.left_out = NULL;
+
+    /* The variables come from what Monei sent, so a value over the cap is seen and flagged
+     * rather than silently missing from a pruned copy. */
+    if (wallet_json) mc_export_wallet(p, wallet_json, vars);
+    if (user_json) mc_export_user(p, user_json, vars);
+    apr_table_do(keep_var, &b, vars, NULL);
+
+    out->wallet_json = wallet_json ? bounded_copy(p, wallet_json, &pruned) : NULL;
+    if (wallet_json && pruned) note_left_out(&b, "MONEI_WALLET_JSON");
+    out->user_json = user_json ? bounded_copy(p, user_json, &pruned) : NULL;
+    if (user_json && pruned) note_left_out(&b, "MONEI_USER_JSON");
+
+#define MC_SNAPSHOT_SIZE() (exports_size(&b) \
+        + (out->wallet_json ? strlen(out->wallet_json) : 0) \
+        + (out->user_json ? strlen(out->user_json) : 0))
+    /* The larger JSON copy goes first: a grown wallet does not cost the profile (whose id
+     * is REMOTE_USER). */
+    while (MC_SNAPSHOT_SIZE() > MC_SNAPSHOT_MAX && (out->wallet_json || out->user_json)) {
+        if (out->wallet_json && (!out->user_json
+                                 || strlen(out->wallet_json) >= strlen(out->user_json))) {
+            out->wallet_json = NULL;
+            note_left_out(&b, "MONEI_WALLET_JSON");
+        }
+        else {
+            out->user_json = NULL;
+            note_left_out(&b, "MONEI_USER_JSON");
+        }
+    }
+    while (MC_SNAPSHOT_SIZE() > MC_SNAPSHOT_MAX && b.names->nelts > 0) {
+        int longest = 0;
+        for (i = 1; i < b.names->nelts; i++) {
+            if (strlen(APR_ARRAY_IDX(b.values, i, const char *))
+                > strlen(APR_ARRAY_IDX(b.values, longest, const char *))) {
+                longest = i;
+            }
+        }
+        note_left_out(&b, APR_ARRAY_IDX(b.names, longest, const char *));
+        for (i = longest + 1; i < b.names->nelts; i++) {
+            APR_ARRAY_IDX(b.names, i - 1, const char *) = APR_ARRAY_IDX(b.names, i, const char *);
+            APR_ARRAY_IDX(b.values, i - 1, const char *) = APR_ARRAY_IDX(b.values, i, const char *);
+        }
+        b.names->nelts--;
+        b.values->nelts--;
+    }
+#undef MC_SNAPSHOT_SIZE
+
+    for (i = 0; i < b.names->nelts; i++) {
+        ex = apr_pstrcat(p, ex, APR_ARRAY_IDX(b.names, i, const char *), "\t",
+                         APR_ARRAY_IDX(b.values, i, const char *), "\n", NULL);
+    }
+    for (s = b.left_out; (s = next_word(s, &w, &wl));) {
+        ex = apr_pstrcat(p, ex, apr_pstrmemdup(p, w, wl), "_TRUNCATED\t1\n", NULL);
+    }
+    out->exports = ex;
+    out->left_out = b.left_out;
+}

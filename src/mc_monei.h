@@ -124,4 +124,27 @@ const char *mc_monei_user_id(apr_pool_t *p, const char *user_data_json);
  * stored snapshots themselves (compact JSON from jansson, so free of control characters). */
 char *mc_snapshot_exports(apr_pool_t *p, const char *wallet_json, const char *user_json);
 
+/* What a session record keeps of a snapshot, whatever Monei sends: each exported variable
+ * (and each string inside the stored JSON copies) at most MC_SNAPSHOT_VALUE_MAX bytes, the
+ * variables and both JSON copies together at most MC_SNAPSHOT_MAX bytes. */
+#define MC_SNAPSHOT_VALUE_MAX   1024
+#define MC_SNAPSHOT_MAX         4096
+
+typedef struct {
+    const char *wallet_json;    /* stored copy of the wallet data, NULL when left out */
+    const char *user_json;      /* stored copy of the user data, NULL when left out */
+    const char *exports;        /* mc_snapshot_exports form, with a line
+                                 * "<NAME>_TRUNCATED\t1" per variable left out */
+    const char *left_out;       /* names left out, space-separated; NULL when none */
+} mc_snapshot_t;
+
+/* The bounded snapshot of wallet_json / user_json (the data objects as Monei sent them,
+ * either NULL): strings longer than MC_SNAPSHOT_VALUE_MAX are removed from the JSON copies
+ * (flag <X>_JSON_TRUNCATED); a variable longer than that is not set (flag <NAME>_TRUNCATED);
+ * when the whole is still over MC_SNAPSHOT_MAX, the larger JSON copy, then the other, then
+ * the longest variables are left out, flagged the same way. Never fails: at worst the
+ * snapshot holds only flags. */
+void mc_snapshot_bound(apr_pool_t *p, const char *wallet_json, const char *user_json,
+                       mc_snapshot_t *out);
+
 #endif /* MC_MONEI_H */

@@ -206,3 +206,26 @@ char *mc_utf8_truncate(apr_pool_t *p, const char *s, apr_size_t max)
     while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80) len--;
     return apr_pstrmemdup(p, s, len);
 }
+
+/* The folding CGI applies to header names: case ignored, '_' and '-' one character. */
+static int fold_header_char(unsigned char c)
+{
+    if (c == '_') {
+        return '-';
+    }
+    return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
+}
+
+int mc_header_has_prefix(const char *name, const char *prefix)
+{
+    if (!name || !prefix || !*prefix) {
+        return 0;
+    }
+    for (; *prefix; prefix++, name++) {
+        if (!*name || fold_header_char((unsigned char)*name)
+                      != fold_header_char((unsigned char)*prefix)) {
+            return 0;
+        }
+    }
+    return 1;
+}

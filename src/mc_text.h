@@ -35,4 +35,10 @@ char *mc_var_to_header(apr_pool_t *p, const char *prefix, const char *var);
  * NULL -> NULL. */
 char *mc_utf8_truncate(apr_pool_t *p, const char *s, apr_size_t max);
 
+/* 1 when header name `name` starts with `prefix`, compared without case and
+ * with '_' and '-' as the same character (CGI, WSGI and many frameworks fold
+ * both into one variable name, so X_Monei_User_Id reads as X-Monei-User-Id).
+ * An empty or NULL prefix matches nothing.  No allocation. */
+int mc_header_has_prefix(const char *name, const char *prefix);
+
 #endif /* MC_TEXT_H */

@@ -3,6 +3,9 @@
  * step and the outcome, never a token, code or secret. */
 #include "mod_mc.h"
 #include "mc_monei.h"
+#include "mc_crypto.h"
+#include "mod_mc_status.h"
+#include "mod_mc_store.h"
 
 #include "http_protocol.h"
 #include <apr_strings.h>
@@ -177,6 +180,52 @@ static int fetch(request_rec *r, const char *what, const char *path, const char 
     return 1;
 }
 
+/* The record with this snapshot still fits one store entry: sealed size within the store's
+ * largest record. */
+static int record_fits(request_rec *r, const mc_session_rec *sess)
+{
+    unsigned char *plain;
+    apr_size_t plen;
+    if (mc_session_encode(r->pool, sess, &plain, &plen) != APR_SUCCESS) {
+        return 0;
+    }
+    mc_cleanse(plain, plen);
+    /* the store key travels with the value in some providers' entries: leave room for it */
+    return plen + MC_RECORD_OVERHEAD + 256 <= MC_STORE_MAX_RECORD;
+}
+
+/* Whatever Monei sends, the session keeps a bounded snapshot (mc_snapshot_bound): a field
+ * that does not fit is left out and flagged, never a failed login or a record the store
+ * refuses (which would also make every request fetch again). Counted and logged apart from
+ * store failures. */
+static void keep_bounded(request_rec *r, mc_session_rec *sess, const char *wallet,
+                         const char *user)
+{
+    mc_snapshot_t snap;
+    const char *left_out;
+
+    mc_snapshot_bound(r->pool, wallet, user, &snap);
+    sess->wallet_json = snap.wallet_json;
+    sess->user_json = snap.user_json;
+    sess->exports = snap.exports;
+    left_out = snap.left_out;
+    if (!record_fits(r, sess)) {
+        /* Tokens and scopes took the room (Monei's limits allow more than a store entry). */
+        sess->wallet_json = NULL;
+        sess->user_json = NULL;
+        sess->exports = apr_pstrcat(r->pool,
+                                    wallet ? "MONEI_WALLET_JSON_TRUNCATED\t1\n" : "",
+                                    user ? "MONEI_USER_JSON_TRUNCATED\t1\n" : "", NULL);
+        left_out = "the whole snapshot";
+    }
+    if (left_out) {
+        mc_stat_inc(MC_STAT_RECORD_TOO_LARGE);
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "mc-record-cap: Monei's wallet/profile "
+                      "data is larger than a session keeps (%d bytes a value, %d a snapshot): "
+                      "left out %s", MC_SNAPSHOT_VALUE_MAX, MC_SNAPSHOT_MAX, left_out);
+    }
+}
+
 /* Refresh the wallet/profile snapshot for the granted scopes. Returns 1 when fresh, 0 when
  * Monei failed (the old snapshot is kept and marked stale), -1 when Monei rejected the token. */
 int mc_api_snapshot(request_rec *r, mc_session_rec *sess)
@@ -204,9 +253,7 @@ int mc_api_snapshot(request_rec *r, mc_session_rec *sess)
     else {
         user = NULL;
     }
-    sess->wallet_json = wallet;
-    sess->user_json = user;
-    sess->exports = mc_snapshot_exports(r->pool, wallet, user);
+    keep_bounded(r, sess, wallet, user);
     if (ok) {
         sess->snapshot_at = apr_time_sec(apr_time_now());
         sess->snapshot_stale = 0;

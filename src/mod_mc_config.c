@@ -62,6 +62,14 @@ void *mc_merge_srv_cfg(apr_pool_t *p, void *basev, void *addv)
     MERGE_INT(ssl_verify);
     MERGE_PTR(ca_file);
     MERGE_PTR(outbound_proxy);
+    /* A virtual host inherits the main server's <Location>s: it scrubs their prefixes too. */
+    c->exports_headers = base->exports_headers || add->exports_headers;
+    if (base->scrub_prefixes && add->scrub_prefixes) {
+        c->scrub_prefixes = apr_array_append(p, base->scrub_prefixes, add->scrub_prefixes);
+    }
+    else {
+        MERGE_PTR(scrub_prefixes);
+    }
     /* The redirect URI and its parts travel together. */
     if (add->redirect_uri) {
         c->redirect_uri = add->redirect_uri;
@@ -177,6 +185,11 @@ int mc_cfg_export(const mc_dir_cfg *d)
 const char *mc_cfg_header_prefix(const mc_dir_cfg *d)
 {
     return d->header_prefix ? d->header_prefix : MC_DEFAULT_HEADER_PREFIX;
+}
+
+int mc_cfg_pass_token(const mc_dir_cfg *d)
+{
+    return d->pass_access_token != MC_UNSET ? d->pass_access_token : MC_PASS_TOKEN_OFF;
 }
 
 int mc_cfg_unauth_action(const mc_dir_cfg *d)
@@ -591,9 +604,38 @@ static const char *set_logout_redirect(cmd_parms *cmd, void *dv, const char *arg
     return fail(cmd, "must be a local path (/...) or an absolute http(s) URL");
 }
 
+static const char *set_export_mode(cmd_parms *cmd, mc_dir_cfg *d, const char *arg);
+
+/* Remember a header prefix of this server for the scrub (the default one first). */
+static void add_scrub_prefix(cmd_parms *cmd, const char *prefix)
+{
+    mc_srv_cfg *c = srv_cfg(cmd);
+    int i;
+    if (!c->scrub_prefixes) {
+        c->scrub_prefixes = apr_array_make(cmd->pool, 2, sizeof(const char *));
+        APR_ARRAY_PUSH(c->scrub_prefixes, const char *) = MC_DEFAULT_HEADER_PREFIX;
+    }
+    for (i = 0; i < c->scrub_prefixes->nelts; i++) {
+        if (!strcasecmp(APR_ARRAY_IDX(c->scrub_prefixes, i, const char *), prefix)) {
+            return;
+        }
+    }
+    APR_ARRAY_PUSH(c->scrub_prefixes, const char *) = prefix;
+}
+
 static const char *set_export(cmd_parms *cmd, void *dv, const char *arg)
 {
     mc_dir_cfg *d = dv;
+    const char *err = set_export_mode(cmd, d, arg);
+    if (!err && d->export_mode & MC_EXPORT_HEADERS) {
+        srv_cfg(cmd)->exports_headers = 1;
+        add_scrub_prefix(cmd, MC_DEFAULT_HEADER_PREFIX);
+    }
+    return err;
+}
+
+static const char *set_export_mode(cmd_parms *cmd, mc_dir_cfg *d, const char *arg)
+{
     if (!strcasecmp(arg, "env")) {
         d->export_mode = MC_EXPORT_ENV;
     }
@@ -618,12 +660,25 @@ static const char *set_header_prefix(cmd_parms *cmd, void *dv, const char *arg)
         return fail(cmd, "must be a header-name prefix such as X-Monei-");
     }
     ((mc_dir_cfg *)dv)->header_prefix = arg;
+    add_scrub_prefix(cmd, arg);
     return NULL;
 }
 
-static const char *set_pass_token(cmd_parms *cmd, void *dv, int on)
+static const char *set_pass_token(cmd_parms *cmd, void *dv, const char *arg)
 {
-    ((mc_dir_cfg *)dv)->pass_access_token = on;
+    mc_dir_cfg *d = dv;
+    if (!strcasecmp(arg, "on")) {
+        d->pass_access_token = MC_PASS_TOKEN_ON;
+    }
+    else if (!strcasecmp(arg, "off")) {
+        d->pass_access_token = MC_PASS_TOKEN_OFF;
+    }
+    else if (!strcasecmp(arg, "bearer")) {
+        d->pass_access_token = MC_PASS_TOKEN_BEARER;
+    }
+    else {
+        return fail(cmd, "must be On, Off or Bearer");
+    }
     return NULL;
 }
 
@@ -652,6 +707,10 @@ static const char *set_step_up(cmd_parms *cmd, void *dv, int on)
 }
 
 #define SRV RSRC_CONF
+/* What decides what is asked of Monei and what leaves the server: server, <VirtualHost>,
+ * <Location>, <Directory>, never .htaccess (httpd refuses it there, naming the directive). */
+#define LOC (RSRC_CONF | ACCESS_CONF)
+/* Also .htaccess under AllowOverride AuthConfig. */
 #define DIR (RSRC_CONF | ACCESS_CONF | OR_AUTHCFG)
 
 const command_rec mc_cmds[] = {
@@ -688,21 +747,22 @@ const command_rec mc_cmds[] = {
     AP_INIT_TAKE1("MoneiConnectWalletMaxAge", set_wallet_max_age, NULL, DIR,
         "Maximum age in seconds of the cached wallet/profile snapshot (default "
         APR_STRINGIFY(MC_DEFAULT_WALLET_MAX_AGE) ", 0 = always)"),
-    AP_INIT_TAKE1("MoneiConnectExport", set_export, NULL, DIR,
+    AP_INIT_TAKE1("MoneiConnectExport", set_export, NULL, LOC,
         "How downstream content sees the session: env (default), headers, both or none"),
-    AP_INIT_TAKE1("MoneiConnectHeaderPrefix", set_header_prefix, NULL, DIR,
+    AP_INIT_TAKE1("MoneiConnectHeaderPrefix", set_header_prefix, NULL, LOC,
         "Prefix of exported request headers (default X-Monei-)"),
-    AP_INIT_FLAG("MoneiConnectPassAccessToken", set_pass_token, NULL, DIR,
-        "Export MONEI_ACCESS_TOKEN to the application (default Off)"),
+    AP_INIT_TAKE1("MoneiConnectPassAccessToken", set_pass_token, NULL, LOC,
+        "Export MONEI_ACCESS_TOKEN to the application: On, Off (default) or Bearer (also "
+        "Authorization: Bearer <token> to content and proxied backends)"),
     AP_INIT_TAKE1("MoneiConnectUnauthAction", set_unauth, NULL, DIR,
         "Without a session: auth (default: redirect browsers, 401 API clients), 401 or pass"),
     AP_INIT_FLAG("MoneiConnectStepUp", set_step_up, NULL, DIR,
         "Ask Monei for missing Require monei-scope scopes (On, default) or answer 403 (Off)"),
     AP_INIT_FLAG("MoneiConnectPKCE", set_pkce, NULL, SRV,
         "Send a PKCE S256 code_challenge (default On)"),
-    AP_INIT_TAKE1("MoneiConnectScope", set_scope, NULL, DIR,
+    AP_INIT_TAKE1("MoneiConnectScope", set_scope, NULL, LOC,
         "Scopes asked for when a login starts here (default \"wallet:read profile:read\")"),
-    AP_INIT_TAKE1("MoneiConnectLogoutRedirect", set_logout_redirect, NULL, DIR,
+    AP_INIT_TAKE1("MoneiConnectLogoutRedirect", set_logout_redirect, NULL, LOC,
         "Where a disconnect lands (default /)"),
     AP_INIT_ITERATE("MoneiConnectTrustedReturnHost", add_trusted_host, NULL, SRV,
         "Hosts besides this one that return_to may name"),

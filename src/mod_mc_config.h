@@ -28,6 +28,8 @@
 typedef enum { MC_SECURE_AUTO = 0, MC_SECURE_ON, MC_SECURE_OFF } mc_secure_e;
 typedef enum { MC_UNAUTH_AUTH = 0, MC_UNAUTH_401, MC_UNAUTH_PASS } mc_unauth_e;
 enum { MC_EXPORT_ENV = 1, MC_EXPORT_HEADERS = 2 };
+/* MoneiConnectPassAccessToken: Bearer is On plus an Authorization header for the backend. */
+enum { MC_PASS_TOKEN_OFF = 0, MC_PASS_TOKEN_ON = 1, MC_PASS_TOKEN_BEARER = 2 };
 
 /* Where a directive was written, for messages that point the admin at it. */
 typedef struct {
@@ -62,6 +64,12 @@ typedef struct {
 
     mc_where_t client_id_at, client_secret_at, redirect_uri_at, passphrase_at;
 
+    /* Request headers no client may send (scrubbed in every request of this server when
+     * exports_headers): every MoneiConnectHeaderPrefix of the server and of the main server
+     * it inherits from, collected as the directives are read (.htaccess cannot set them). */
+    apr_array_header_t *scrub_prefixes; /* const char*, the default prefix first */
+    int exports_headers;                /* some location here exports request headers */
+
     mc_keyring_t *keyring;              /* derived from passphrases in post_config */
     const char *state_cookie;           /* session cookie name + "_state", set in post_config */
 } mc_srv_cfg;
@@ -72,7 +80,7 @@ typedef struct {
     const char *logout_redirect;
     int export_mode;                    /* MC_EXPORT_* bits, or MC_UNSET */
     const char *header_prefix;
-    int pass_access_token;
+    int pass_access_token;              /* MC_PASS_TOKEN_* or MC_UNSET */
     int unauth_action;                  /* mc_unauth_e or MC_UNSET */
     int step_up;
 } mc_dir_cfg;
@@ -109,6 +117,7 @@ const char *mc_cfg_logout_redirect(const mc_dir_cfg *d);
 int mc_cfg_export(const mc_dir_cfg *d);
 const char *mc_cfg_header_prefix(const mc_dir_cfg *d);
 int mc_cfg_unauth_action(const mc_dir_cfg *d);
+int mc_cfg_pass_token(const mc_dir_cfg *d);
 int mc_cfg_secure(const mc_srv_cfg *c);
 const char *mc_cfg_cookie_name(const mc_srv_cfg *c);
 

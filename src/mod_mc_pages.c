@@ -6,9 +6,17 @@
 #include "http_protocol.h"
 #include "http_core.h"
 #include "http_request.h"
+#include "mod_core.h"
 #include <apr_strings.h>
 
 APLOG_USE_MODULE(monei_connect);
+
+/* What an error response must look like once httpd writes it (see mc_page_as_error): the
+ * status our page is about, and its type (NULL when an ErrorDocument supplies the body). */
+struct mc_error_look {
+    int status;
+    const char *type;
+};
 
 /* The rule: scripts and fetches are never redirected to Monei. */
 int mc_is_api_client(const request_rec *r)
@@ -77,12 +85,57 @@ static const char *title_for(int status)
     }
 }
 
-/* Is there an ErrorDocument for this status here? (core keeps them per directory.) */
+/* Is there an ErrorDocument for this status here? httpd answers that itself (2.4 keeps the
+ * directive's documents as expressions, evaluated per request). Asked before this request
+ * registers a page of its own with ap_custom_response, which the same lookup would return. */
 static int mc_error_document_for(request_rec *r, int status)
 {
-    core_dir_config *conf = ap_get_core_module_config(r->per_dir_config);
-    int idx = ap_index_of_response(status);
-    return conf && conf->response_code_strings && conf->response_code_strings[idx];
+    return ap_response_code_string(r, ap_index_of_response(status)) != NULL;
+}
+
+/* What an ErrorDocument (or a log format) learns about the error: MONEI_ERROR, a stable code
+ * ([a-z0-9_], Monei's own OAuth codes pass; anything else reads provider_error), and
+ * MONEI_ERROR_DESCRIPTION, the sentence of our page, HTML-escaped (it may quote Monei's
+ * untrusted text). A replacement reached by internal redirect sees them as REDIRECT_MONEI_ERROR
+ * and, through mc_error_fixups, as MONEI_ERROR. */
+#define MC_ERROR_CODE_MAX 64
+#define MC_ERROR_TEXT_MAX 400
+static void mc_error_vars(request_rec *r, const char *error, const char *message)
+{
+    const char *c;
+    int ok = error && *error && strlen(error) <= MC_ERROR_CODE_MAX;
+    for (c = error; ok && *c; c++) {
+        ok = (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_';
+    }
+    apr_table_setn(r->subprocess_env, "MONEI_ERROR", ok ? error : "provider_error");
+    apr_table_setn(r->subprocess_env, "MONEI_ERROR_DESCRIPTION",
+                   mc_html_escape(r->pool, mc_sanitize_value(r->pool, mc_utf8_truncate(
+                       r->pool, message ? message : "", MC_ERROR_TEXT_MAX))));
+}
+
+/* The ErrorDocument's own request: the variables under their plain names too, and the status
+ * our page was about (mod_authz_core sends a denied user's 403 as 401). */
+static int mc_error_fixups(request_rec *r)
+{
+    const char *e, *d;
+    mc_req_notes *prev = r->prev ? ap_get_module_config(r->prev->request_config,
+                                                        &monei_connect_module) : NULL;
+    if (prev && prev->error_look && prev->error_look->status
+        && r->status != prev->error_look->status && ap_is_HTTP_ERROR(r->status)) {
+        r->status = prev->error_look->status;
+        r->status_line = NULL;
+        if (r->status != HTTP_UNAUTHORIZED) {
+            apr_table_unset(r->err_headers_out, "WWW-Authenticate");
+        }
+    }
+    if (r->prev && (e = apr_table_get(r->subprocess_env, "REDIRECT_MONEI_ERROR"))
+        && !apr_table_get(r->subprocess_env, "MONEI_ERROR")) {
+        apr_table_setn(r->subprocess_env, "MONEI_ERROR", e);
+        if ((d = apr_table_get(r->subprocess_env, "REDIRECT_MONEI_ERROR_DESCRIPTION"))) {
+            apr_table_setn(r->subprocess_env, "MONEI_ERROR_DESCRIPTION", d);
+        }
+    }
+    return DECLINED;
 }
 
 /* The page itself: HTML for people, {"error","message"} for programs. */
@@ -133,7 +186,9 @@ int mc_page_with(request_rec *r, int status, const char *error, const char *mess
                        apr_psprintf(r->pool, "%s realm=\"%s\"", MC_AUTH_TYPE,
                                     ap_escape_quotes(r->pool, ap_get_server_name(r))));
     }
+    mc_error_vars(r, error, message);
     if (mc_error_document_for(r, status)) {
+        /* httpd's error path serves the admin's document (ap_die). */
         return status;
     }
     r->status = status;
@@ -142,11 +197,6 @@ int mc_page_with(request_rec *r, int status, const char *error, const char *mess
     return DONE;
 }
 
-/* What an error response must look like once httpd writes it (see mc_page_as_error). */
-struct mc_error_look {
-    int status;
-    const char *type;
-};
 
 /* httpd writes error bodies as text/html; charset=iso-8859-1, and mod_authz_core answers an
  * authenticated user it denies with 401 unless AuthzSendForbiddenOnFailure is on. When our
@@ -164,7 +214,7 @@ static apr_status_t look_filter(ap_filter_t *f, apr_bucket_brigade *bb)
             apr_table_unset(r->headers_out, "WWW-Authenticate");
         }
     }
-    if (ap_is_HTTP_ERROR(r->status)) {
+    if (ap_is_HTTP_ERROR(r->status) && look->type) {
         ap_set_content_type(r, look->type);
     }
     ap_remove_output_filter(f);
@@ -174,6 +224,7 @@ static apr_status_t look_filter(ap_filter_t *f, apr_bucket_brigade *bb)
 void mc_pages_register(apr_pool_t *p)
 {
     ap_register_output_filter(MC_TYPE_FILTER, look_filter, NULL, AP_FTYPE_RESOURCE);
+    ap_hook_fixups(mc_error_fixups, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 /* Our page as the body of the error response httpd will send after an authz denial. */
@@ -184,8 +235,19 @@ void mc_page_as_error(request_rec *r, int status, const char *error, const char 
     struct mc_error_look *look = apr_pcalloc(r->pool, sizeof(*look));
     const char *body;
 
+    const char *doc;
+
     mc_no_store(r);
-    if (mc_error_document_for(r, status)) {
+    mc_error_vars(r, error, message);
+    if ((doc = ap_response_code_string(r, ap_index_of_response(status)))) {
+        /* mod_authz_core may send the denial as 401 (AuthzSendForbiddenOnFailure Off): the
+         * admin's document for our status answers that one too. */
+        if (status != HTTP_UNAUTHORIZED
+            && !ap_response_code_string(r, ap_index_of_response(HTTP_UNAUTHORIZED))) {
+            ap_custom_response(r, HTTP_UNAUTHORIZED, *doc == '"' ? doc + 1 : doc);
+        }
+        look->status = status;
+        mc_notes(r)->error_look = look;
         return;
     }
     body = mc_page_body(r, status, error, message, retry_url, retry_label, api);

@@ -52,6 +52,9 @@ static const struct {
       "Sessions ended because Monei rejected their tokens.", "revocations" },
     { "monei_connect_disconnects_total", NULL, "Disconnects.", "disconnects" },
     { "monei_connect_store_errors_total", NULL, "Session store failures.", "store_errors" },
+    { "monei_connect_records_too_large_total", NULL,
+      "Snapshots of Monei data larger than a session keeps (fields left out).",
+      "records_too_large" },
 };
 
 int mc_status_post_config(apr_pool_t *pconf, server_rec *s)

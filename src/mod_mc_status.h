@@ -19,6 +19,7 @@ typedef enum {
     MC_STAT_REVOKED,                /* Monei rejected a session's tokens: session ended */
     MC_STAT_DISCONNECT,
     MC_STAT_STORE_ERROR,
+    MC_STAT_RECORD_TOO_LARGE,       /* Monei's data did not fit a session: some left out */
     MC_STAT_COUNT
 } mc_stat;
 

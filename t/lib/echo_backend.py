@@ -7,7 +7,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 class Echo(BaseHTTPRequestHandler):
     def do_GET(self):
-        body = json.dumps({"path": self.path, "headers": dict(self.headers.items())},
+        # "raw": every header line as sent (duplicates too); "cgi": the names as CGI and WSGI
+        # read them (HTTP_ + upper case, '-' and '_' folded into '_'), each with all its values.
+        cgi = {}
+        for name, value in self.headers.items():
+            cgi.setdefault("HTTP_" + name.upper().replace("-", "_"), []).append(value)
+        body = json.dumps({"path": self.path, "headers": dict(self.headers.items()),
+                           "raw": list(self.headers.items()), "cgi": cgi},
                           ensure_ascii=False).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")

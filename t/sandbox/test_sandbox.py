@@ -461,6 +461,27 @@ def test_wallet_user_kyc_bodies_for_ada(api):
     assert k["statusCode"] == 200 and k["data"]["tier"] == 2 and k["data"]["status"] == "verified"
 
 
+def test_user_data_overlay_huge_field_until_reset(api):
+    tok = api.tokens_for(["wallet:read", "profile:read"])["access_token"]
+    api.ctl("user_data", {"user": "ada", "profile": {"firstName": "x" * 100000}})
+    api.ctl("user_data", {"user": "ada", "wallet": {"extra": ["y"] * 3}})
+    u = api.call("user/me", tok).json()["data"]
+    assert u["firstName"] == "x" * 100000 and u["lastName"] == "Okafor"
+    assert api.call("wallet/me", tok).json()["data"]["extra"] == ["y"] * 3
+    # other users are untouched
+    tok2 = api.tokens_for(["profile:read"], user="nulls")["access_token"]
+    assert api.call("user/me", tok2).json()["data"]["firstName"] == "Null"
+    api.ctl("reset", {})
+    tok = api.tokens_for(["profile:read"])["access_token"]
+    assert api.call("user/me", tok).json()["data"]["firstName"] == "Ada"
+    r = api.s.post(api.base + "/_sandbox/user_data", json={"user": "nobody", "profile": {}},
+                   timeout=10, verify=api.verify)
+    assert r.status_code == 400
+    r = api.s.post(api.base + "/_sandbox/user_data", json={"user": "ada", "profile": 1},
+                   timeout=10, verify=api.verify)
+    assert r.status_code == 400
+
+
 def test_adebayo_utf8_intact(api):
     tok = api.tokens_for(["profile:read", "wallet:read"], user="adebayo")["access_token"]
     r = api.call("user/me", tok)

@@ -556,6 +556,69 @@ static void test_snapshot_exports(void)
     CHECK(mc_snapshot_exports(pool, NULL, NULL)[0] == '\0', "exports: nothing granted, empty");
 }
 
+static char *filled(char c, apr_size_t n)
+{
+    char *s = apr_palloc(pool, n + 1);
+    memset(s, c, n);
+    s[n] = '\0';
+    return s;
+}
+
+static void test_snapshot_bound(void)
+{
+    const char *wallet = "{\"nairaBalance\":\"1805.00\",\"subwallets\":[{\"id\":\"w1\","
+                         "\"type\":\"FIAT\"}]}";
+    const char *huge_user = apr_psprintf(pool, "{\"id\":\"u1\",\"firstName\":\"%s\","
+                                         "\"email\":\"a@b.ng\"}", filled('x', 100000));
+    const char *big_bio = apr_psprintf(pool, "{\"id\":\"u1\",\"bio\":\"%s\",\"tags\":[\"a\",\"%s\"]}",
+                                       filled('y', 1025), filled('z', 2000));
+    const char *many = "{\"nairaBalance\":\"5.00\",\"subwallets\":[";
+    mc_snapshot_t b;
+    int i;
+
+    mc_snapshot_bound(pool, wallet, "{\"id\":\"u1\"}", &b);
+    CHECK(b.left_out == NULL && !strcmp(b.wallet_json, wallet), "bound: small snapshot kept whole");
+    CHECK(strstr(b.exports, "MONEI_USER_ID\tu1\n") && !strstr(b.exports, "TRUNCATED"),
+          "bound: small snapshot has no flag");
+
+    mc_snapshot_bound(pool, wallet, huge_user, &b);
+    CHECK(b.left_out && strstr(b.left_out, "MONEI_USER_FIRST_NAME"), "bound: huge field named");
+    CHECK(strstr(b.exports, "MONEI_USER_FIRST_NAME_TRUNCATED\t1\n")
+          && !strstr(b.exports, "MONEI_USER_FIRST_NAME\t"), "bound: huge field left out, flagged");
+    CHECK(strstr(b.exports, "MONEI_USER_JSON_TRUNCATED\t1\n") != NULL, "bound: JSON copy flagged");
+    CHECK(b.user_json && !strcmp(b.user_json, "{\"id\":\"u1\",\"email\":\"a@b.ng\"}"),
+          "bound: JSON copy keeps the other fields");
+    CHECK(strstr(b.exports, "MONEI_USER_EMAIL\ta@b.ng\n") && strstr(b.exports, "MONEI_USER_ID\tu1\n"),
+          "bound: other variables kept");
+    CHECK(b.wallet_json && !strcmp(b.wallet_json, wallet), "bound: wallet untouched");
+
+    mc_snapshot_bound(pool, NULL, big_bio, &b);
+    CHECK(b.user_json && !strcmp(b.user_json, "{\"id\":\"u1\",\"tags\":[\"a\"]}"),
+          "bound: long strings pruned at any depth (member and array element)");
+
+    mc_snapshot_bound(pool, NULL, apr_psprintf(pool, "{\"id\":\"u1\",\"firstName\":\"%s\"}",
+                                               filled('q', 1024)), &b);
+    CHECK(b.left_out == NULL && strstr(b.exports, "MONEI_USER_FIRST_NAME\t"),
+          "bound: a value of exactly the cap is kept");
+
+    for (i = 0; i < 200; i++) {
+        many = apr_psprintf(pool, "%s%s{\"id\":\"s%d\",\"type\":\"CRYPTO\",\"chain\":\"X\"}",
+                            many, i ? "," : "", i);
+    }
+    many = apr_pstrcat(pool, many, "]}", NULL);
+    mc_snapshot_bound(pool, many, "{\"id\":\"u1\"}", &b);
+    CHECK(b.wallet_json == NULL && strstr(b.exports, "MONEI_WALLET_JSON_TRUNCATED\t1\n"),
+          "bound: a wallet grown past the snapshot cap loses its JSON copy, flagged");
+    CHECK(strstr(b.exports, "MONEI_WALLET_NAIRA_BALANCE\t5.00\n") != NULL,
+          "bound: its variables stay");
+    CHECK(b.user_json && !strcmp(b.user_json, "{\"id\":\"u1\"}"), "bound: user copy fits, kept");
+    CHECK(strlen(b.exports) + strlen(b.user_json) <= MC_SNAPSHOT_MAX, "bound: within the cap");
+
+    mc_snapshot_bound(pool, NULL, NULL, &b);
+    CHECK(b.exports && !*b.exports && !b.wallet_json && !b.user_json && !b.left_out,
+          "bound: nothing granted, nothing kept");
+}
+
 int main(void)
 {
     int rc;
@@ -570,6 +633,7 @@ int main(void)
     test_wallet();
     test_user();
     test_snapshot_exports();
+    test_snapshot_bound();
     rc = mc_test_done();
     apr_pool_destroy(pool);
     apr_terminate();

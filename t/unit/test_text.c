@@ -88,6 +88,22 @@ static void test_var_to_header(apr_pool_t *p)
     CHECK(mc_var_to_header(p, "X-", NULL) == NULL, "header name NULL var");
 }
 
+static void test_header_prefix(void)
+{
+    CHECK(mc_header_has_prefix("X-Monei-User-Id", "X-Monei-"), "prefix exact");
+    CHECK(mc_header_has_prefix("x-monei-user-id", "X-Monei-"), "prefix lower case");
+    CHECK(mc_header_has_prefix("X_Monei_User_Id", "X-Monei-"), "prefix with underscores");
+    CHECK(mc_header_has_prefix("X-MONEI-SCOPE-WALLET-SEND", "X-Monei-"), "prefix upper case");
+    CHECK(mc_header_has_prefix("X-Monei_Scope_Wallet_Send", "X-Monei-"), "prefix mixed separators");
+    CHECK(mc_header_has_prefix("X-Monei-", "X_MONEI_"), "prefix configured with underscores");
+    CHECK(!mc_header_has_prefix("X-Moneiuser", "X-Monei-"), "no separator, no match");
+    CHECK(!mc_header_has_prefix("X-Mone", "X-Monei-"), "shorter name, no match");
+    CHECK(!mc_header_has_prefix("Accept", "X-Monei-"), "other header");
+    CHECK(!mc_header_has_prefix("X-Monei-A", ""), "empty prefix matches nothing");
+    CHECK(!mc_header_has_prefix(NULL, "X-"), "NULL name");
+    CHECK(!mc_header_has_prefix("X-A", NULL), "NULL prefix");
+}
+
 static void test_truncate(apr_pool_t *p)
 {
     CHECK(mc_utf8_truncate(p, NULL, 5) == NULL, "truncate NULL");
@@ -180,6 +196,7 @@ int main(void)
     test_json_escape(p);
     test_var_to_header(p);
     test_truncate(p);
+    test_header_prefix();
     test_json(p);
     rc = mc_test_done();
     apr_pool_destroy(p);
