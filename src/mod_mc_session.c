@@ -4,6 +4,7 @@
  * to its store key (mc_crypto.c). */
 #include "mod_mc.h"
 #include "mod_mc_store.h"
+#include "mod_mc_status.h"
 #include "mc_crypto.h"
 #include "mc_cookie.h"
 #include "mc_reccache.h"
@@ -174,7 +175,13 @@ static apr_status_t seal_put(request_rec *r, const char *key, const unsigned cha
         return rv;
     }
     rv = mc_store_put(r->server, key, expiry, sealed, slen, r->pool);
-    if (rv != APR_SUCCESS) {
+    if (rv == APR_ENOSPC) {
+        /* The record, not the store, is at fault: no outage alarm. */
+        mc_stat_inc(MC_STAT_RECORD_TOO_LARGE);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "mc-seal: a %lu-byte record is larger "
+                      "than the store takes", (unsigned long)slen);
+    }
+    else if (rv != APR_SUCCESS) {
         mc_store_trouble(r, rv, apr_psprintf(r->pool, "cannot write a %lu-byte record",
                                              (unsigned long)slen));
     }
