@@ -45,6 +45,7 @@ static mc_reccache *session_cache;
  * again through ap_retained_data, and is replaced only when its configuration changed. */
 typedef struct {
     ap_socache_instance_t *instance;
+    apr_pool_t *pool;               /* the instance's own, a child of the process pool */
     const ap_socache_provider_t *provider;
     const char *spec;               /* "name:args" it was made from */
     apr_shm_t *versions;            /* MC_VERSIONS_BYTES of version slots */
@@ -139,6 +140,18 @@ static apr_status_t make_instance(apr_pool_t *pool, server_rec *s, ap_socache_in
     return mc_store_config.provider->init(*out, MC_CACHE_NAME, &hints, s, pool);
 }
 
+/* The retained instance lives in a pool of its own, a child of the process pool made after
+ * pconf. At the final exit httpd destroys the process pool's children newest first, so this
+ * pool (and the cleanup mod_socache_shmcb registers on it) goes before pconf, whose cleanup
+ * unloads the modules. Made in the process pool itself, that cleanup ran after
+ * mod_socache_shmcb was unloaded and the parent died of SIGSEGV on every stop. */
+static void retained_drop(mc_retained_store *kept)
+{
+    apr_pool_destroy(kept->pool);
+    kept->instance = NULL;
+    kept->pool = NULL;
+}
+
 static mc_retained_store *retained(void)
 {
     mc_retained_store *kept = ap_retained_data_get(MC_RETAINED_KEY);
@@ -201,19 +214,20 @@ int mc_store_post_config(apr_pool_t *pconf, server_rec *s)
         if (kept->instance && (kept->provider != mc_store_config.provider
                                || strcmp(kept->spec, spec))) {
             /* Configuration changed: the old segment goes with its sessions. */
-            kept->provider->destroy(kept->instance, s);
-            kept->instance = NULL;
+            retained_drop(kept);
         }
         if (!kept->instance) {
-            apr_pool_t *life = s->process->pool;
-            if ((rv = make_instance(life, s, &kept->instance)) != APR_SUCCESS) {
+            apr_pool_create(&kept->pool, s->process->pool);
+            if ((rv = make_instance(kept->pool, s, &kept->instance)) != APR_SUCCESS) {
+                apr_pool_destroy(kept->pool);
+                kept->pool = NULL;
                 kept->instance = NULL;
                 ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
                              "mc-store-init: cannot initialise the session store (%s)", spec);
                 return HTTP_INTERNAL_SERVER_ERROR;
             }
             kept->provider = mc_store_config.provider;
-            kept->spec = apr_pstrdup(life, spec);
+            kept->spec = apr_pstrdup(kept->pool, spec);
             instance_created();
         }
         else {

@@ -180,3 +180,31 @@ def test_tiny_shmcb_evicts_old_sessions(httpd_factory, sandbox, ca):
     log = h.error_log_text()
     assert "monei_connect:error" not in log and "AH00844" not in log
     assert "Segmentation fault" not in log and "exit signal" not in log
+
+
+def test_parent_exits_cleanly_with_the_retained_store(httpd_factory, sandbox, ca):
+    """The shmcb segment outlives restarts in the process pool; at the final stop it must go
+    before httpd unloads mod_socache_shmcb, or the parent dies of SIGSEGV as it exits (it ran
+    the provider's cleanup after its code was unmapped). Run in the foreground to see the
+    parent's own exit status."""
+    import signal
+    import subprocess
+    h = site(httpd_factory, sandbox, "exit", "shmcb")
+    h.write_conf()
+    proc = subprocess.Popen([harness.HTTPD, "-f", h.conf, "-DFOREGROUND"],
+                            env=harness.sanitizer_env())
+    try:
+        harness.wait_port(h.port)
+        br = Browser(ca)
+        br.login(h.url + "/account/env.cgi")
+        proc.send_signal(signal.SIGUSR1)            # graceful restart: the segment is kept
+        time.sleep(1.5)
+        harness.wait_port(h.port)
+        assert br.get(h.url + "/account/env.cgi").status_code == 200
+        proc.send_signal(signal.SIGWINCH)           # graceful-stop
+        rc = proc.wait(20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert rc == 0, "httpd's parent exited with %r" % rc
