@@ -1,5 +1,6 @@
-/* The connect flow: starting a login (state, PKCE, redirect to Monei) and finishing it on
- * the redirect URI (state check, code exchange, a brand-new session). */
+/* The connect flow: starting a login (a sealed state bound to the browser's binding cookie,
+ * PKCE, redirect to Monei) and finishing it on the redirect URI (redaction, state and binding
+ * checks, the state used once, code exchange, a brand-new session). */
 #include "mod_mc.h"
 #include "mc_crypto.h"
 #include "mc_monei.h"
