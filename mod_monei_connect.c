@@ -81,6 +81,8 @@ static void mc_register_hooks(apr_pool_t *p)
     ap_hook_handler(mc_handler, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_note_auth_failure(mc_note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_insert_error_filter(mc_insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
+    /* Before mod_log_config: no code in the access log, whoever answered. */
+    ap_hook_log_transaction(mc_log_redact, NULL, NULL, APR_HOOK_REALLY_FIRST);
     mc_authz_register(p);
     mc_pages_register(p);
     mc_cache_register(p);

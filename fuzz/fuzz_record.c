@@ -54,6 +54,8 @@ static void state_eq(const mc_state_rec *a, const mc_state_rec *b)
     FZ_CHECK(str_eq(a->verifier, b->verifier));
     FZ_CHECK(str_eq(a->scopes, b->scopes));
     FZ_CHECK(str_eq(a->base_session, b->base_session));
+    FZ_CHECK(str_eq(a->id, b->id));
+    FZ_CHECK(a->fresh_binding == b->fresh_binding && a->retry == b->retry);
 }
 
 static void decode_all(apr_pool_t *p, const unsigned char *in, size_t len)

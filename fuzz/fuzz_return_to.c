@@ -1,8 +1,8 @@
 /* fuzz_return_to: mc_return_to_check, the open-redirect guard.
  *
- * Input: "<return_to>\n<Host header>\n<trusted hosts, space separated>";
- * missing fields default to Host "app.example:3000" and trusted
- * "shop.example:8443".
+ * Input: "<return_to>\n<this server: scheme://host:port>\n<trusted hosts,
+ * space separated>"; missing fields default to "https://app.example:3000"
+ * and trusted "shop.example:8443 pay.example".
  *
  * Invariants for an accepted value (re-derived here independently, the
  * way a browser reads a Location):
@@ -12,8 +12,9 @@
  *    of percent-decoding yields a leading "//" or "/\", a backslash or a
  *    control character;
  *  - otherwise it is http:// or https:// (any case), its authority has no
- *    '@', and its host (port stripped, [v6] unbracketed) equals,
- *    case-insensitively, the host of the Host header or of a trusted host.
+ *    '@', and either its scheme, host ([v6] unbracketed, case-insensitive)
+ *    and port (default 80/443) equal this server's, or its host and port
+ *    equal a trusted entry's (an entry without port: the scheme's default).
  * A refused value has *safe == NULL. */
 #include <strings.h>
 #include "fuzz_common.h"
@@ -27,41 +28,57 @@ static int hexv(char c)
     return -1;
 }
 
-/* Host part of "host[:port]" / "[v6][:port]" as a pool string; no
- * validation beyond the split (the validation is what we check). */
-static const char *host_of(apr_pool_t *p, const char *a, size_t len)
+/* Host part of "host[:port]" / "[v6][:port]" as a pool string, *port its
+ * port (0 when none); no validation beyond the split (the validation is
+ * what we check). */
+static const char *host_of(apr_pool_t *p, const char *a, size_t len, int *port)
 {
+    const char *colon;
+    *port = 0;
     if (len && a[0] == '[') {
         const char *rb = memchr(a, ']', len);
         if (!rb) return NULL;
+        if ((size_t)(rb - a) + 1 < len && rb[1] == ':') *port = atoi(rb + 2);
         return apr_pstrmemdup(p, a + 1, (size_t)(rb - a - 1));
     }
-    {
-        const char *colon = memchr(a, ':', len);
-        return apr_pstrmemdup(p, a, colon ? (size_t)(colon - a) : len);
-    }
+    colon = memchr(a, ':', len);
+    if (colon) *port = atoi(apr_pstrmemdup(p, colon + 1, len - (size_t)(colon - a) - 1));
+    return apr_pstrmemdup(p, a, colon ? (size_t)(colon - a) : len);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     apr_pool_t *p = fz_pool();
     char *f[3];
-    const char *value, *host, *safe = (const char *)1;
+    const char *value, *origin, *safe = (const char *)1;
+    mc_origin_t here;
     apr_array_header_t *trusted = apr_array_make(p, 4, sizeof(const char *));
     apr_status_t rv;
     int n = fz_split(p, data, size, f, 3);
     size_t len, i;
 
     value = f[0];
-    host = n >= 2 ? f[1] : "app.example:3000";
+    origin = n >= 2 ? f[1] : "https://app.example:3000";
     {
-        char *last, *w, *t = apr_pstrdup(p, n >= 3 ? f[2] : "shop.example:8443");
+        const char *sep = strstr(origin, "://");
+        const char *a = sep ? sep + 3 : origin;
+        here.scheme = sep ? apr_pstrmemdup(p, origin, (size_t)(sep - origin)) : "https";
+        here.host = apr_pstrmemdup(p, a, strcspn(a, ":"));
+        here.port = a[strcspn(a, ":")] ? atoi(a + strcspn(a, ":") + 1) : 443;
+        if (a[0] == '[') {
+            const char *rb = strchr(a, ']');
+            here.host = rb ? apr_pstrmemdup(p, a, (size_t)(rb - a) + 1) : a;
+            here.port = rb && rb[1] == ':' ? atoi(rb + 2) : 443;
+        }
+    }
+    {
+        char *last, *w, *t = apr_pstrdup(p, n >= 3 ? f[2] : "shop.example:8443 pay.example");
         for (w = apr_strtok(t, " ", &last); w; w = apr_strtok(NULL, " ", &last)) {
             APR_ARRAY_PUSH(trusted, const char *) = w;
         }
     }
 
-    rv = mc_return_to_check(p, value, host, trusted, &safe);
+    rv = mc_return_to_check(p, value, &here, trusted, &safe);
     if (rv != APR_SUCCESS) {
         FZ_CHECK(safe == NULL);
         apr_pool_destroy(p);
@@ -113,25 +130,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     else {
         /* Absolute URL on an allowed host. */
-        const char *auth, *auth_end, *h, *hh;
-        int ok = 0;
-        if (!strncasecmp(value, "https://", 8)) auth = value + 8;
-        else if (!strncasecmp(value, "http://", 7)) auth = value + 7;
+        const char *auth, *auth_end, *h, *hh, *scheme = "";
+        int ok = 0, port, hp, dflt;
+        if (!strncasecmp(value, "https://", 8)) auth = value + 8, scheme = "https";
+        else if (!strncasecmp(value, "http://", 7)) auth = value + 7, scheme = "http";
         else { FZ_CHECK(!"accepted a scheme other than http(s)"); auth = value; }
+        dflt = !strcmp(scheme, "https") ? 443 : 80;
         auth_end = auth + strcspn(auth, "/?#\\");
         FZ_CHECK(auth_end > auth);
         FZ_CHECK(memchr(auth, '@', (size_t)(auth_end - auth)) == NULL);
-        h = host_of(p, auth, (size_t)(auth_end - auth));
+        h = host_of(p, auth, (size_t)(auth_end - auth), &port);
+        if (!port) port = dflt;
         FZ_CHECK(h != NULL && *h != '\0');
         for (i = 0; h[i]; i++) {
             FZ_CHECK(h[i] != '%' && h[i] != '@');
         }
-        hh = host ? host_of(p, host, strlen(host)) : NULL;
-        if (hh && !strcasecmp(hh, h)) ok = 1;
+        hh = host_of(p, here.host, strlen(here.host), &hp);
+        if (hh && !strcasecmp(hh, h) && !strcasecmp(scheme, here.scheme) && port == here.port) {
+            ok = 1;
+        }
         for (i = 0; !ok && i < (size_t)trusted->nelts; i++) {
             const char *t = APR_ARRAY_IDX(trusted, i, const char *);
-            const char *th = host_of(p, t, strlen(t));
-            if (th && !strcasecmp(th, h)) ok = 1;
+            const char *th = host_of(p, t, strlen(t), &hp);
+            if (th && !strcasecmp(th, h) && port == (hp ? hp : dflt)) ok = 1;
         }
         FZ_CHECK(ok);
     }

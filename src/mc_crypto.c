@@ -9,6 +9,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/kdf.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
@@ -486,6 +487,39 @@ apr_status_t mc_keyring_create(apr_pool_t *p, const char *const *passphrases, in
 int mc_keyring_size(const mc_keyring_t *kr)
 {
     return kr ? kr->n : 0;
+}
+
+static const char mc_mac_label[] = "mod_monei_connect mac v1";
+
+char *mc_keyring_mac(apr_pool_t *p, const mc_keyring_t *kr, const char *purpose,
+                     const char *data)
+{
+    unsigned char mackey[MC_SHA256_LEN], out[EVP_MAX_MD_SIZE];
+    unsigned int outlen = 0;
+    mc_part_t parts[2];
+    char *msg;
+    apr_size_t plen;
+
+    if (!p || !kr || kr->n < 1 || !purpose || !data || strchr(purpose, '\n')) {
+        return NULL;
+    }
+    /* A key of its own, derived from the encryption key: never one key for two algorithms. */
+    parts[0].data = mc_mac_label;
+    parts[0].len = sizeof(mc_mac_label) - 1;
+    parts[1].data = kr->keys[0].key;
+    parts[1].len = MC_AES_KEY_LEN;
+    if (mc_sha256_parts(parts, 2, mackey) != APR_SUCCESS) {
+        return NULL;
+    }
+    msg = apr_pstrcat(p, purpose, "\n", data, NULL);
+    plen = strlen(msg);
+    if (!HMAC(EVP_sha256(), mackey, sizeof(mackey), (const unsigned char *)msg, plen, out,
+              &outlen)) {
+        mc_cleanse(mackey, sizeof(mackey));
+        return NULL;
+    }
+    mc_cleanse(mackey, sizeof(mackey));
+    return mc_b64url_encode(p, out, outlen);
 }
 
 /* ------------------------------------------------------------------ */

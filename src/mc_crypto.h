@@ -80,6 +80,12 @@ apr_status_t mc_keyring_create(apr_pool_t *p, const char *const *passphrases, in
 /* Number of keys in the ring. */
 int mc_keyring_size(const mc_keyring_t *kr);
 
+/* HMAC-SHA256 of purpose "\n" data under a key derived from the ring's first key, as
+ * base64url: a value only this server can make for that data (a form token bound to a
+ * session id). NULL on bad arguments (purpose may not hold a newline). */
+char *mc_keyring_mac(apr_pool_t *p, const mc_keyring_t *kr, const char *purpose,
+                     const char *data);
+
 /* Encrypt and authenticate plain[0..plen) with the ring's first key.
  * aad (the store key of the record's slot) is authenticated, not stored:
  * the record only opens under the same aad. *out in p, *outlen = plen +

@@ -45,6 +45,9 @@ static const mc_field_desc mc_state_fields[] = {
     { 0x12, MC_FT_STRING, offsetof(mc_state_rec, verifier) },
     { 0x13, MC_FT_STRING, offsetof(mc_state_rec, scopes) },
     { 0x14, MC_FT_STRING, offsetof(mc_state_rec, base_session) },
+    { 0x02, MC_FT_BOOL,   offsetof(mc_state_rec, fresh_binding) },
+    { 0x03, MC_FT_BOOL,   offsetof(mc_state_rec, retry) },
+    { 0x15, MC_FT_STRING, offsetof(mc_state_rec, id) },
 };
 
 #define MC_NFIELDS(a) ((int)(sizeof(a) / sizeof((a)[0])))

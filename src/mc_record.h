@@ -63,6 +63,9 @@ typedef struct {
     const char *verifier;       /* PKCE code_verifier, NULL when PKCE off */
     const char *scopes;         /* scopes requested */
     const char *base_session;   /* for step-up: store-key of the session being extended, NULL otherwise */
+    const char *id;             /* random: names the state's single-use marker */
+    int fresh_binding;          /* 1 when the binding cookie was minted by this login start */
+    int retry;                  /* 1 for the one fresh login after a lost binding race */
 } mc_state_rec;
 
 /* Encode s into *out and *len (allocated in p, wiped when p is cleared since it

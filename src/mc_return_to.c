@@ -62,14 +62,17 @@ static apr_status_t decode_once(apr_pool_t *p, const char *in, apr_size_t len,
 }
 
 /* Split an authority "host[:port]" or "[v6][:port]" (s[0..len)) and return
- * the host as a pool string, or NULL when it is not a plain DNS name / IP
- * literal with an optional numeric port.  Refusing '%', '@' and anything
- * non-ASCII here is what keeps userinfo and IDN/percent tricks out. */
-static const char *authority_host(apr_pool_t *p, const char *s, apr_size_t len)
+ * the host as a pool string (*port the port, 0 when none is written), or NULL
+ * when it is not a plain DNS name / IP literal with an optional numeric port.
+ * Refusing '%', '@' and anything non-ASCII here is what keeps userinfo and
+ * IDN/percent tricks out. */
+static const char *authority_host(apr_pool_t *p, const char *s, apr_size_t len, int *port_out)
 {
     const char *host, *port = NULL, *end = s + len, *c;
     apr_size_t host_len, port_len;
+    long v = 0;
 
+    *port_out = 0;
     if (len == 0) return NULL;
     if (s[0] == '[') {
         const char *rb = memchr(s, ']', len);
@@ -98,7 +101,6 @@ static const char *authority_host(apr_pool_t *p, const char *s, apr_size_t len)
         }
     }
     if (port) {
-        long v = 0;
         port_len = (apr_size_t)(end - port);
         if (port_len == 0 || port_len > 5) return NULL;
         for (c = port; c < end; c++) {
@@ -106,26 +108,36 @@ static const char *authority_host(apr_pool_t *p, const char *s, apr_size_t len)
             v = v * 10 + (*c - '0');
         }
         if (v < 1 || v > 65535) return NULL;
+        *port_out = (int)v;
     }
     return apr_pstrmemdup(p, host, host_len);
 }
 
-static int host_allowed(apr_pool_t *p, const char *host, const char *this_host,
-                        const apr_array_header_t *trusted)
+static int default_port(const char *scheme)
+{
+    return !strcasecmp(scheme, "https") ? 443 : 80;
+}
+
+/* The URL's scheme, host and effective port name this server or a trusted host. */
+static int origin_allowed(apr_pool_t *p, const char *scheme, const char *host, int port,
+                          const mc_origin_t *here, const apr_array_header_t *trusted)
 {
     const char *h;
-    int i;
+    int i, hp;
 
-    if (this_host) {
-        h = authority_host(p, this_host, strlen(this_host));
+    if (here && here->host && here->scheme && !strcasecmp(scheme, here->scheme)
+        && port == here->port) {
+        h = authority_host(p, here->host, strlen(here->host), &hp);
         if (h && !strcasecmp(h, host)) return 1;
     }
     if (trusted) {
         for (i = 0; i < trusted->nelts; i++) {
             const char *t = APR_ARRAY_IDX(trusted, i, const char *);
             if (!t) continue;
-            h = authority_host(p, t, strlen(t));
-            if (h && !strcasecmp(h, host)) return 1;
+            h = authority_host(p, t, strlen(t), &hp);
+            if (h && !strcasecmp(h, host) && port == (hp ? hp : default_port(scheme))) {
+                return 1;
+            }
         }
     }
     return 0;
@@ -137,7 +149,7 @@ static int starts_double_slash(const char *s)
 }
 
 apr_status_t mc_return_to_check(apr_pool_t *p, const char *value,
-                                const char *this_host,
+                                const mc_origin_t *here,
                                 const apr_array_header_t *trusted_hosts,
                                 const char **safe)
 {
@@ -164,16 +176,18 @@ apr_status_t mc_return_to_check(apr_pool_t *p, const char *value,
         local = 1;
     }
     else {
-        const char *auth, *auth_end, *host;
+        const char *auth, *auth_end, *host, *scheme;
+        int port;
 
-        if (!strncasecmp(value, "https://", 8)) auth = value + 8;
-        else if (!strncasecmp(value, "http://", 7)) auth = value + 7;
+        if (!strncasecmp(value, "https://", 8)) auth = value + 8, scheme = "https";
+        else if (!strncasecmp(value, "http://", 7)) auth = value + 7, scheme = "http";
         else return APR_EINVAL;     /* javascript:, data:, https:x, ... */
 
         auth_end = auth + strcspn(auth, "/?#");
         if (memchr(auth, '@', (apr_size_t)(auth_end - auth))) return APR_EINVAL;
-        host = authority_host(p, auth, (apr_size_t)(auth_end - auth));
-        if (!host || !host_allowed(p, host, this_host, trusted_hosts)) {
+        host = authority_host(p, auth, (apr_size_t)(auth_end - auth), &port);
+        if (!host || !origin_allowed(p, scheme, host, port ? port : default_port(scheme),
+                                     here, trusted_hosts)) {
             return APR_EINVAL;
         }
         local = 0;

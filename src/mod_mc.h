@@ -71,6 +71,8 @@ int mc_redirect(request_rec *r, const char *location);
 int mc_redirect_same_site(request_rec *r, const char *location);
 int mc_page_with(request_rec *r, int status, const char *error, const char *message,
                  const char *retry_url, const char *retry_label);
+int mc_page_confirm_disconnect(request_rec *r, const char *action, const char *token,
+                               const char *return_to);
 #define MC_TYPE_FILTER "MONEI_CONNECT_TYPE"
 void mc_pages_register(apr_pool_t *p);
 void mc_page_as_error(request_rec *r, int status, const char *error, const char *message,
@@ -89,6 +91,10 @@ int mc_login_callback(request_rec *r);
 int mc_login_prepare(request_rec *r, const char *return_to, const char *scope,
                      const char *base_session, const char **url);
 const char *mc_original_url(request_rec *r);
+/* value if return_to may send the browser there (a path here, this server's scheme, host
+ * and port, or a trusted host), else NULL. */
+const char *mc_safe_return(request_rec *r, const char *value);
+void mc_redact_request_line(request_rec *r);
 const char *mc_stepup_url(request_rec *r, const char *scopes, const char *return_to);
 
 /* mod_mc_auth.c */
@@ -98,6 +104,7 @@ int mc_post_read_request(request_rec *r);
 
 /* mod_mc_handlers.c */
 int mc_quick_handler(request_rec *r, int lookup);
+int mc_log_redact(request_rec *r);
 int mc_handler(request_rec *r);
 
 #endif

@@ -60,7 +60,7 @@ static int unauthenticated(request_rec *r, mc_sess_result sr)
         return mc_page(r, HTTP_UNAUTHORIZED, "unauthorized",
                        "Connect your Monei wallet to use this page.", NULL);
     }
-    return mc_login_start(r, mc_original_url(r), mc_cfg_scope(mc_dir(r)), NULL);
+    return mc_login_start(r, mc_original_url(r), mc_cfg_login_scope(r->pool, mc_dir(r)), NULL);
 }
 
 /* A connected user: REMOTE_USER, the variables, and the record written back if it changed. */

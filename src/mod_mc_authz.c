@@ -19,17 +19,16 @@ APLOG_USE_MODULE(monei_connect);
 static const char *scope_parse(cmd_parms *cmd, const char *require_line, const void **parsed)
 {
     apr_array_header_t *need = apr_array_make(cmd->pool, 2, sizeof(const char *));
-    const char *line = require_line, *w;
+    const char *line = require_line, *w, *words = "", *err;
 
     while (*line && (w = ap_getword_conf(cmd->pool, &line)) && *w) {
-        if (!mc_scope_valid_list(w)) {
-            return apr_psprintf(cmd->pool, "Require monei-scope: '%s' is not a scope "
-                                "(e.g. wallet:read)", w);
-        }
         APR_ARRAY_PUSH(need, const char *) = w;
+        words = apr_pstrcat(cmd->pool, words, *words ? " " : "", w, NULL);
     }
-    if (need->nelts == 0) {
-        return "Require monei-scope needs at least one scope";
+    /* Known scopes only (a typo fails apachectl -t with file:line); the section's logins
+     * ask for them in their first consent, and ?login may ask for them. */
+    if ((err = mc_config_require_scopes(cmd, words)) != NULL) {
+        return err;
     }
     *parsed = need;
     return NULL;
@@ -69,7 +68,7 @@ static authz_status scope_check(request_rec *r, const char *require_line, const 
         /* MoneiConnectUnauthAction pass without a session: nothing is granted. */
         mc_page_as_error(r, HTTP_FORBIDDEN, "not_connected",
                          "Connect your Monei wallet to use this page.",
-                         mc_stepup_url(r, mc_cfg_scope(d), mc_original_url(r)), "Connect");
+                         mc_stepup_url(r, mc_cfg_login_scope(r->pool, d), mc_original_url(r)), "Connect");
         return AUTHZ_DENIED;
     }
     missing = mc_scope_missing(r->pool, h->rec->scopes, need);

@@ -2,6 +2,7 @@
 #include "mod_mc_config.h"
 #include "mod_mc.h"
 #include "mc_value.h"
+#include "mc_monei.h"
 
 #include "http_log.h"
 #include "util_cfgtree.h"
@@ -20,6 +21,10 @@ static const char *const known_scopes[] = {
     "wallet:withdraw", "swap:execute", "bills:pay", "offramp:execute", NULL
 };
 
+/* The scopes the configuration files name (mc_config_scopes_allowed), in pconf; gathered
+ * only while the files are read, before any child exists, so never written concurrently. */
+static apr_array_header_t *allowed_scopes;
+static int reading_config;
 
 /* ------------------------------------------------------------------ create / merge */
 
@@ -120,6 +125,8 @@ void *mc_merge_dir_cfg(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(scope);
     MERGE_INT(wallet_max_age);
     MERGE_PTR(logout_redirect);
+    MERGE_PTR(default_return);
+    MERGE_PTR(require_scopes);
     MERGE_INT(export_mode);
     MERGE_PTR(header_prefix);
     MERGE_INT(pass_access_token);
@@ -175,6 +182,17 @@ long mc_cfg_wallet_max_age(const mc_dir_cfg *d)
 const char *mc_cfg_logout_redirect(const mc_dir_cfg *d)
 {
     return d->logout_redirect ? d->logout_redirect : MC_DEFAULT_LOGOUT_REDIRECT;
+}
+
+const char *mc_cfg_default_return(const mc_dir_cfg *d)
+{
+    return d->default_return ? d->default_return : MC_DEFAULT_RETURN;
+}
+
+const char *mc_cfg_login_scope(apr_pool_t *p, const mc_dir_cfg *d)
+{
+    return d->require_scopes ? mc_scope_union(p, mc_cfg_scope(d), d->require_scopes)
+                             : mc_cfg_scope(d);
 }
 
 int mc_cfg_export(const mc_dir_cfg *d)
@@ -267,6 +285,60 @@ static const char *check_scope_list(apr_pool_t *p, const char *list)
         n++;
     }
     return n ? NULL : "needs at least one scope";
+}
+
+static void allow_scopes(apr_pool_t *p, const char *list)
+{
+    char *copy = apr_pstrdup(p, list), *last, *w;
+    if (!reading_config || !allowed_scopes) {
+        return;
+    }
+    for (w = apr_strtok(copy, " ", &last); w; w = apr_strtok(NULL, " ", &last)) {
+        if (!mc_config_scopes_allowed(w)) {
+            APR_ARRAY_PUSH(allowed_scopes, const char *) = apr_pstrdup(allowed_scopes->pool, w);
+        }
+    }
+}
+
+static int word_in(const char *list, const char *w, apr_size_t len)
+{
+    const char *l = list, *end;
+    while (*l) {
+        end = l + strcspn(l, " ");
+        if ((apr_size_t)(end - l) == len && !strncmp(l, w, len)) {
+            return 1;
+        }
+        l = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
+int mc_config_scopes_allowed(const char *list)
+{
+    const char *w = list, *end;
+    int i, n = 0;
+
+    while (*w) {
+        apr_size_t len;
+        int found;
+        if (*w == ' ') {
+            w++;
+            continue;
+        }
+        end = w + strcspn(w, " ");
+        len = (apr_size_t)(end - w);
+        /* The default scope is asked for wherever MoneiConnectScope is not set. */
+        found = word_in(MC_DEFAULT_SCOPE, w, len);
+        for (i = 0; !found && allowed_scopes && i < allowed_scopes->nelts; i++) {
+            found = word_in(APR_ARRAY_IDX(allowed_scopes, i, const char *), w, len);
+        }
+        if (!found) {
+            return 0;
+        }
+        n++;
+        w = end;
+    }
+    return n > 0;
 }
 
 /* Collapse runs of spaces so the scope string is sent exactly as Monei expects. */
@@ -582,7 +654,37 @@ static const char *set_scope(cmd_parms *cmd, void *dv, const char *arg)
         return fail(cmd, err);
     }
     d->scope = norm;
+    allow_scopes(cmd->pool, norm);
     return NULL;
+}
+
+const char *mc_config_require_scopes(cmd_parms *cmd, const char *list)
+{
+    const char *norm = normalize_words(cmd->pool, list);
+    const char *err = check_scope_list(cmd->pool, norm ? norm : "");
+    mc_dir_cfg *d;
+
+    if (err) {
+        return apr_pstrcat(cmd->pool, "Require monei-scope: ", err, NULL);
+    }
+    allow_scopes(cmd->pool, norm);
+    /* cmd->context is the per-directory configuration of the section being read. */
+    d = cmd->context ? ap_get_module_config(cmd->context, &monei_connect_module) : NULL;
+    if (d) {
+        d->require_scopes = d->require_scopes
+                                ? mc_scope_union(cmd->pool, d->require_scopes, norm) : norm;
+    }
+    return NULL;
+}
+
+static const char *set_default_return(cmd_parms *cmd, void *dv, const char *arg)
+{
+    mc_dir_cfg *d = dv;
+    if (arg[0] == '/' && arg[1] != '/' && arg[1] != '\\' && is_token(arg, "\\")) {
+        d->default_return = arg;
+        return NULL;
+    }
+    return fail(cmd, "must be a local path (/...)");
 }
 
 static const char *set_wallet_max_age(cmd_parms *cmd, void *dv, const char *arg)
@@ -712,6 +814,8 @@ static const char *set_step_up(cmd_parms *cmd, void *dv, int on)
 #define LOC (RSRC_CONF | ACCESS_CONF)
 /* Also .htaccess under AllowOverride AuthConfig. */
 #define DIR (RSRC_CONF | ACCESS_CONF | OR_AUTHCFG)
+/* Server and sections, never .htaccess: what is asked of Monei and where users are sent. */
+#define LOC (RSRC_CONF | ACCESS_CONF)
 
 const command_rec mc_cmds[] = {
     AP_INIT_TAKE1("MoneiConnectClientID", set_client_id, NULL, SRV,
@@ -764,8 +868,10 @@ const command_rec mc_cmds[] = {
         "Scopes asked for when a login starts here (default \"wallet:read profile:read\")"),
     AP_INIT_TAKE1("MoneiConnectLogoutRedirect", set_logout_redirect, NULL, LOC,
         "Where a disconnect lands (default /)"),
+    AP_INIT_TAKE1("MoneiConnectDefaultReturn", set_default_return, NULL, LOC,
+        "Where a login started without return_to lands (default " MC_DEFAULT_RETURN ")"),
     AP_INIT_ITERATE("MoneiConnectTrustedReturnHost", add_trusted_host, NULL, SRV,
-        "Hosts besides this one that return_to may name"),
+        "Hosts (host or host:port) besides this one that return_to may name"),
     AP_INIT_TAKE12("MoneiConnectHTTPTimeout", set_http_timeout, NULL, SRV,
         "Connect and total timeout in seconds for calls to Monei (default "
         APR_STRINGIFY(MC_DEFAULT_CONNECT_TIMEOUT) " " APR_STRINGIFY(MC_DEFAULT_TOTAL_TIMEOUT) ")"),
@@ -783,6 +889,8 @@ const command_rec mc_cmds[] = {
 void mc_config_pre(apr_pool_t *pconf)
 {
     memset(&mc_store_config, 0, sizeof(mc_store_config));
+    allowed_scopes = apr_array_make(pconf, 8, sizeof(const char *));
+    reading_config = 1;
 }
 
 typedef struct {
@@ -862,6 +970,8 @@ int mc_config_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
     apr_array_header_t *uses = apr_array_make(ptemp, 4, sizeof(mc_use_t));
     int i, rc = OK;
 
+    /* The files are read: a Require parsed from now on comes from an .htaccess file. */
+    reading_config = 0;
     find_uses(ptemp, ap_conftree, NULL, uses);
     for (i = 0; i < uses->nelts; i++) {
         const mc_use_t *u = &APR_ARRAY_IDX(uses, i, mc_use_t);

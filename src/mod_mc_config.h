@@ -24,6 +24,7 @@
 #define MC_DEFAULT_CONNECT_TIMEOUT  5
 #define MC_DEFAULT_TOTAL_TIMEOUT    10
 #define MC_DEFAULT_LOGOUT_REDIRECT  "/"
+#define MC_DEFAULT_RETURN           "/"
 
 typedef enum { MC_SECURE_AUTO = 0, MC_SECURE_ON, MC_SECURE_OFF } mc_secure_e;
 typedef enum { MC_UNAUTH_AUTH = 0, MC_UNAUTH_401, MC_UNAUTH_PASS } mc_unauth_e;
@@ -78,6 +79,8 @@ typedef struct {
     const char *scope;
     long wallet_max_age;
     const char *logout_redirect;
+    const char *default_return;         /* where a login without return_to lands */
+    const char *require_scopes;         /* scopes of this section's Require monei-scope */
     int export_mode;                    /* MC_EXPORT_* bits, or MC_UNSET */
     const char *header_prefix;
     int pass_access_token;              /* MC_PASS_TOKEN_* or MC_UNSET */
@@ -114,12 +117,25 @@ void mc_config_resolve(server_rec *s);
 const char *mc_cfg_scope(const mc_dir_cfg *d);
 long mc_cfg_wallet_max_age(const mc_dir_cfg *d);
 const char *mc_cfg_logout_redirect(const mc_dir_cfg *d);
+const char *mc_cfg_default_return(const mc_dir_cfg *d);
+/* What a login started here asks for: MoneiConnectScope and this section's
+ * Require monei-scope scopes, so one consent covers the page. */
+const char *mc_cfg_login_scope(apr_pool_t *p, const mc_dir_cfg *d);
 int mc_cfg_export(const mc_dir_cfg *d);
 const char *mc_cfg_header_prefix(const mc_dir_cfg *d);
 int mc_cfg_unauth_action(const mc_dir_cfg *d);
 int mc_cfg_pass_token(const mc_dir_cfg *d);
 int mc_cfg_secure(const mc_srv_cfg *c);
 const char *mc_cfg_cookie_name(const mc_srv_cfg *c);
+
+/* Scopes this server could ever ask for: every MoneiConnectScope (and the default) and every
+ * scope of a `Require monei-scope` in the configuration files, gathered while they are read.
+ * A `scope=` outside them is refused. */
+int mc_config_scopes_allowed(const char *list);
+/* A Require monei-scope line of a section being read (cmd->context): its words are checked
+ * like MoneiConnectScope's (an error message naming the bad one, or NULL), remembered for
+ * that section's logins and, when read from the configuration files, allowed. */
+const char *mc_config_require_scopes(cmd_parms *cmd, const char *list);
 
 /* pre_config: reset global state (config is read twice at startup). */
 void mc_config_pre(apr_pool_t *pconf);

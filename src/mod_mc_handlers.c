@@ -5,10 +5,12 @@
 #include "mc_return_to.h"
 #include "mc_text.h"
 #include "mod_mc_status.h"
+#include "mc_crypto.h"
 
 #include "http_core.h"
 #include "http_protocol.h"
 #include "http_request.h"
+#include "http_main.h"
 #include "util_script.h"
 #include <apr_strings.h>
 
@@ -29,13 +31,18 @@ static int login(request_rec *r, apr_table_t *q)
 {
     const char *scope = arg(r, q, "scope");
     if (scope) {
-        if (!mc_scope_valid_list(scope) || strlen(scope) > 512) {
+        /* Only what the configuration could ever ask for: a link cannot make this site ask
+         * a user for more (wallet:withdraw, a made-up admin scope). */
+        if (strlen(scope) > 512 || !mc_scope_valid_list(scope)
+            || !mc_config_scopes_allowed(scope)) {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mc-login: scope= names a scope "
+                          "this server's configuration does not use; refused");
             return mc_page(r, HTTP_BAD_REQUEST, "invalid_scope",
                            "The requested permissions are not valid.", NULL);
         }
     }
     else {
-        scope = mc_cfg_scope(mc_dir(r));
+        scope = mc_cfg_login_scope(r->pool, mc_dir(r));
     }
     /* A step-up extends the browser's current session; the callback unions the scopes. */
     if (has_arg(q, "stepup")) {
@@ -95,33 +102,103 @@ static int info(request_rec *r)
     return OK;
 }
 
-static int mc_disconnect(request_rec *r)
+/* The disconnect form's token: only this server can make it, and only for this session. */
+static const char *disconnect_token(request_rec *r, const mc_session_t *h)
+{
+    return h->id ? mc_keyring_mac(r->pool, mc_srv(r)->keyring, "disconnect", h->id) : NULL;
+}
+
+/* The fields of a small urlencoded form (the confirmation's POST). */
+static apr_table_t *read_form(request_rec *r)
+{
+    apr_table_t *form = apr_table_make(r->pool, 4);
+    apr_array_header_t *pairs = NULL;
+    int i;
+
+    if (ap_parse_form_data(r, NULL, &pairs, 8, 4096) != OK || !pairs) {
+        return form;
+    }
+    for (i = 0; i < pairs->nelts; i++) {
+        ap_form_pair_t *pair = &APR_ARRAY_IDX(pairs, i, ap_form_pair_t);
+        apr_off_t len;
+        apr_size_t size;
+        char *buf;
+        if (apr_brigade_length(pair->value, 1, &len) != APR_SUCCESS || len > 4096) {
+            continue;
+        }
+        size = (apr_size_t)len;
+        buf = apr_palloc(r->pool, size + 1);
+        if (apr_brigade_flatten(pair->value, buf, &size) == APR_SUCCESS) {
+            buf[size] = '\0';
+            apr_table_setn(form, pair->name, buf);
+        }
+    }
+    return form;
+}
+
+static int same_text(const char *a, const char *b)
+{
+    apr_size_t n;
+    if (!a || !b || (n = strlen(a)) != strlen(b)) {
+        return 0;
+    }
+    return mc_ct_equal(a, b, n);
+}
+
+/* A GET acts only when the browser says it comes from this site or from the user (address
+ * bar, bookmark); any other GET (another site's link or image, another site of the same
+ * registrable domain, an old browser that says nothing) gets a confirmation page whose form
+ * POSTs with the session's token. */
+static int mc_disconnect(request_rec *r, int on_redirect_path)
 {
     apr_table_t *q = NULL;
     const char *site = apr_table_get(r->headers_in, "Sec-Fetch-Site");
     const char *return_to, *target;
+    int is_post = r->method_number == M_POST;
     mc_session_t *h;
+    mc_sess_result sr;
 
     ap_args_to_table(r, &q);
-    /* A link or form on another site must not be able to log a user out. */
-    if (site && !strcasecmp(site, "cross-site")) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mc-disconnect: cross-site request refused");
-        return mc_page(r, HTTP_FORBIDDEN, "cross_site",
-                       "Disconnecting is only possible from this site.", NULL);
+    if (is_post) {
+        q = read_form(r);
     }
     return_to = arg(r, q, "return_to");
     target = mc_cfg_logout_redirect(mc_dir(r));
     if (return_to) {
-        const char *safe = NULL;
-        const char *host = apr_table_get(r->headers_in, "Host");
-        if (mc_return_to_check(r->pool, return_to, host ? host : ap_get_server_name(r),
-                               mc_srv(r)->trusted_hosts, &safe) != APR_SUCCESS) {
+        const char *safe = mc_safe_return(r, return_to);
+        if (!safe) {
             return mc_page(r, HTTP_BAD_REQUEST, "invalid_return_to",
                            "The page to return to is not on this site.", NULL);
         }
         target = safe;
     }
-    if (mc_session_load(r, &h) == MC_SESS_OK) {
+    sr = mc_session_load(r, &h);
+    if (sr == MC_SESS_OK && is_post) {
+        if (!same_text(arg(r, q, "token"), disconnect_token(r, h))) {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                          "mc-disconnect: POST without this session's token refused");
+            return mc_page(r, HTTP_FORBIDDEN, "invalid_token",
+                           "This disconnect request did not come from this site's "
+                           "confirmation page. You are still connected.", NULL);
+        }
+    }
+    else if (sr == MC_SESS_OK
+             && !(site && (!strcasecmp(site, "same-origin") || !strcasecmp(site, "none")))) {
+        const char *token = disconnect_token(r, h);
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mc-disconnect: GET not known to come "
+                      "from this site (Sec-Fetch-Site %s): asking first",
+                      site ? ap_escape_logitem(r->pool, site) : "absent");
+        if (mc_is_api_client(r) || !token) {
+            return mc_page(r, HTTP_FORBIDDEN, "confirmation_required",
+                           "Disconnecting needs a POST with this session's token, or a "
+                           "request from this site.", NULL);
+        }
+        return mc_page_confirm_disconnect(r, on_redirect_path
+                                             ? apr_pstrcat(r->pool, r->uri, "?disconnect",
+                                                           NULL)
+                                             : r->uri, token, return_to);
+    }
+    if (sr == MC_SESS_OK) {
         mc_stat_inc(MC_STAT_DISCONNECT);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mc-disconnect: session ended");
     }
@@ -147,15 +224,20 @@ int mc_quick_handler(request_rec *r, int lookup)
         || strcmp(r->parsed_uri.path, c->redirect_path) != 0) {
         return DECLINED;
     }
-    if (r->method_number != M_GET) {
-        r->allowed = (AP_METHOD_BIT << M_GET);
-        return HTTP_METHOD_NOT_ALLOWED;
-    }
     if (r->args && strlen(r->args) > 8192) {
+        mc_redact_request_line(r);
         return as_handler_result(mc_page(r, HTTP_REQUEST_URI_TOO_LARGE, "invalid_request",
                                          "The address is too long.", NULL));
     }
     ap_args_to_table(r, &q);
+    /* POST only for the disconnect confirmation's form. */
+    if (r->method_number != M_GET
+        && !(r->method_number == M_POST && has_arg(q, "disconnect") && !has_arg(q, "code")
+             && !has_arg(q, "error") && !has_arg(q, "state") && !has_arg(q, "login"))) {
+        mc_redact_request_line(r);
+        r->allowed = (AP_METHOD_BIT << M_GET) | (AP_METHOD_BIT << M_POST);
+        return HTTP_METHOD_NOT_ALLOWED;
+    }
     if (has_arg(q, "code") || has_arg(q, "error") || has_arg(q, "state")) {
         return as_handler_result(mc_login_callback(r));
     }
@@ -163,7 +245,7 @@ int mc_quick_handler(request_rec *r, int lookup)
         return as_handler_result(login(r, q));
     }
     if (has_arg(q, "disconnect")) {
-        return as_handler_result(mc_disconnect(r));
+        return as_handler_result(mc_disconnect(r, 1));
     }
     if (has_arg(q, "info")) {
         return as_handler_result(info(r));
@@ -189,6 +271,10 @@ int mc_handler(request_rec *r)
                       r->handler);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    if (!strcmp(r->handler, "monei-connect-disconnect")
+        && (r->method_number == M_GET || r->method_number == M_POST)) {
+        return as_handler_result(mc_disconnect(r, 0));
+    }
     if (r->method_number != M_GET) {
         r->allowed = (AP_METHOD_BIT << M_GET);
         return HTTP_METHOD_NOT_ALLOWED;
@@ -200,8 +286,59 @@ int mc_handler(request_rec *r)
     if (!strcmp(r->handler, "monei-connect-info")) {
         return as_handler_result(info(r));
     }
-    if (!strcmp(r->handler, "monei-connect-disconnect")) {
-        return as_handler_result(mc_disconnect(r));
+    return DECLINED;
+}
+
+/* The path of a request line ("GET /p?q HTTP/1.1", absolute form too, or cut short by
+ * LimitRequestLine) and where its query starts, without trusting anything parsed from it. */
+static int line_targets(const char *line, const char *path, const char **query)
+{
+    const char *p = ap_strchr_c(line, ' '), *end;
+    apr_size_t n = strlen(path);
+
+    if (!p) {
+        return 0;
+    }
+    p++;
+    if (!strncasecmp(p, "http://", 7) || !strncasecmp(p, "https://", 8)) {
+        p = ap_strchr_c(p + 7 + (p[4] == 's' || p[4] == 'S'), '/');
+        if (!p) {
+            return 0;
+        }
+    }
+    end = p + strcspn(p, "? ");
+    if ((apr_size_t)(end - p) != n || strncmp(p, path, n) || *end != '?') {
+        return 0;
+    }
+    *query = end;
+    return 1;
+}
+
+/* log_transaction, before mod_log_config: whatever answered a request to a redirect URI path
+ * (httpd's own 405 or 414, another module, a page of ours), its query (code, state) never
+ * reaches an access log. */
+int mc_log_redact(request_rec *r)
+{
+    server_rec *s;
+    const char *query = NULL;
+
+    if (!r->the_request) {
+        return DECLINED;
+    }
+    for (s = ap_server_conf; s; s = s->next) {
+        mc_srv_cfg *c = ap_get_module_config(s->module_config, &monei_connect_module);
+        if (c && c->redirect_path && line_targets(r->the_request, c->redirect_path, &query)) {
+            const char *sp = ap_strchr_c(query, ' ');
+            r->the_request = apr_pstrcat(r->pool, apr_pstrmemdup(r->pool, r->the_request,
+                                                                 query - r->the_request),
+                                         "?[redacted]", sp ? sp : "", NULL);
+            r->args = NULL;
+            if (r->uri) {
+                r->unparsed_uri = r->uri;
+            }
+            r->parsed_uri.query = NULL;
+            break;
+        }
     }
     return DECLINED;
 }

@@ -1,10 +1,11 @@
-/* The connect flow: starting a login (state, PKCE, redirect to Monei) and finishing it on
- * the redirect URI (state check, code exchange, a brand-new session). */
+/* The connect flow: starting a login (a sealed state bound to the browser's binding cookie,
+ * PKCE, redirect to Monei) and finishing it on the redirect URI (redaction, state and binding
+ * checks, the state used once, code exchange, a brand-new session). */
 #include "mod_mc.h"
 #include "mc_crypto.h"
 #include "mc_monei.h"
 #include "mc_return_to.h"
-#include "mod_mc_store.h"
+#include "mod_mc_state.h"
 #include "mod_mc_status.h"
 
 #include "http_protocol.h"
@@ -15,7 +16,8 @@
 
 APLOG_USE_MODULE(monei_connect);
 
-#define MC_RANDOM_BYTES 32   /* 256 bits for state, binding and PKCE verifier */
+#define MC_RANDOM_BYTES 32   /* 256 bits for binding and PKCE verifier */
+#define MC_STATE_ID_BYTES 16 /* names a state's single-use marker */
 
 static const char *safe_return(request_rec *r, const char *value);
 
@@ -40,103 +42,59 @@ static const char *binding_hash(apr_pool_t *p, const char *binding)
     return mc_b64url_encode(p, h, sizeof(h));
 }
 
-/* Where to send the browser back: only paths here or trusted hosts (no open redirect). */
+/* Where to send the browser back: only paths here or trusted hosts (no open redirect). This
+ * server is what httpd made of the request (canonical name, port, scheme), never a raw Host
+ * header. */
 static const char *safe_return(request_rec *r, const char *value)
 {
     const char *safe = NULL;
-    const char *host = apr_table_get(r->headers_in, "Host");
+    mc_origin_t here;
+
     if (!value) {
         return NULL;
     }
-    if (mc_return_to_check(r->pool, value, host ? host : ap_get_server_name(r),
-                           mc_srv(r)->trusted_hosts, &safe) != APR_SUCCESS) {
+    here.scheme = ap_http_scheme(r);
+    here.host = ap_get_server_name_for_url(r);
+    here.port = ap_get_server_port(r);
+    if (mc_return_to_check(r->pool, value, &here, mc_srv(r)->trusted_hosts, &safe)
+        != APR_SUCCESS) {
         return NULL;
     }
     return safe;
 }
 
-/* Tabs of one browser that start logins at the same moment all arrive without the binding
- * cookie; if each got its own, the browser would keep only the last and the other tabs'
- * callbacks would fail. So a binding minted for a client (address + User-Agent) is handed to
- * that client's other cookie-less login starts for MC_BINDING_SHARE seconds. The record is
- * sealed like every other and lives a few seconds. Trade-off (README, Security): another
- * browser behind the same address with the same User-Agent starting a login within those
- * seconds would share the binding. */
-#define MC_BINDING_SHARE 3
-
-typedef struct {
-    request_rec *r;
-    const char *key;
-    const char *binding;        /* in: a fresh one; out: the one to use */
-} binding_baton;
-
-static apr_status_t share_binding(void *b, const unsigned char *old, apr_size_t oldlen,
-                                  const unsigned char **data, apr_size_t *len,
-                                  apr_time_t *expiry)
+const char *mc_safe_return(request_rec *r, const char *value)
 {
-    binding_baton *bb = b;
-    request_rec *r = bb->r;
-    const mc_keyring_t *kr = mc_srv(r)->keyring;
-    unsigned char *plain, *sealed;
-    apr_size_t plen, slen;
-
-    if (old && mc_record_open(r->pool, kr, bb->key, strlen(bb->key), old, oldlen, &plain,
-                              &plen) == APR_SUCCESS) {
-        bb->binding = apr_pstrmemdup(r->pool, (const char *)plain, plen);
-        return APR_EEXIST;     /* keep the record as it is */
-    }
-    if (mc_record_seal(r->pool, kr, bb->key, strlen(bb->key),
-                       (const unsigned char *)bb->binding, strlen(bb->binding), &sealed,
-                       &slen) != APR_SUCCESS) {
-        return APR_EGENERAL;
-    }
-    *data = sealed;
-    *len = slen;
-    *expiry = apr_time_now() + apr_time_from_sec(MC_BINDING_SHARE);
-    return APR_SUCCESS;
+    return safe_return(r, value);
 }
 
-static const char *new_binding(request_rec *r)
-{
-    binding_baton bb;
-    const char *ua = apr_table_get(r->headers_in, "User-Agent");
-    bb.r = r;
-    bb.binding = mc_crypto_random_token(r->pool, MC_RANDOM_BYTES);
-    if (!bb.binding) {
-        return NULL;
-    }
-    bb.key = mc_store_key(r->pool, 'b', mc_srv(r)->client_id,
-                          apr_pstrcat(r->pool, r->useragent_ip, "\n", ua ? ua : "", NULL));
-    /* Store trouble only costs the sharing: the fresh binding still works for this tab. */
-    mc_store_update(r->server, bb.key, r->pool, share_binding, &bb);
-    return bb.binding;
-}
-
-/* Create the login state and its browser-binding cookie; *url is where to send the
- * browser. Returns OK, or an HTTP status after writing nothing (the caller shows a page). */
-int mc_login_prepare(request_rec *r, const char *return_to, const char *scope,
-                     const char *base_session, const char **url)
+/* A login: its sealed state and, when the browser has none, a binding cookie of its own.
+ * Each cookie-less start mints a fresh random binding: nothing another client can do
+ * (same address, same User-Agent) gets it a binding it did not mint itself. */
+static int prepare(request_rec *r, const char *return_to, const char *scope,
+                   const char *base_session, int retry, const char **url)
 {
     mc_srv_cfg *c = mc_srv(r);
     mc_state_rec st;
     const char *state, *binding, *challenge = NULL;
 
     memset(&st, 0, sizeof(st));
-    state = mc_crypto_random_token(r->pool, MC_RANDOM_BYTES);
-    /* One binding cookie per browser, shared by every tab that logs in at once. */
     binding = mc_session_binding(r);
     if (!binding) {
-        binding = new_binding(r);
+        binding = mc_crypto_random_token(r->pool, MC_RANDOM_BYTES);
+        st.fresh_binding = 1;
     }
-    if (!state || !binding) {
+    st.id = mc_crypto_random_token(r->pool, MC_STATE_ID_BYTES);
+    if (!st.id || !binding) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mc-random: no randomness for a login");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     st.created = apr_time_sec(apr_time_now());
     st.binding = binding_hash(r->pool, binding);
-    st.return_to = return_to ? return_to : "/";
+    st.return_to = return_to ? return_to : mc_cfg_default_return(mc_dir(r));
     st.scopes = scope;
     st.base_session = base_session;
+    st.retry = retry;
     if (c->pkce != 0) {
         st.verifier = mc_crypto_random_token(r->pool, MC_RANDOM_BYTES);
         challenge = st.verifier ? mc_pkce_challenge(r->pool, st.verifier) : NULL;
@@ -144,8 +102,8 @@ int mc_login_prepare(request_rec *r, const char *return_to, const char *scope,
             return HTTP_INTERNAL_SERVER_ERROR;
         }
     }
-    if (mc_state_put(r, state, &st) != APR_SUCCESS) {
-        return HTTP_SERVICE_UNAVAILABLE;
+    if (!(state = mc_state_seal(r, &st))) {
+        return HTTP_INTERNAL_SERVER_ERROR;
     }
     mc_set_cookie(r, mc_state_cookie_name(c), binding, MC_STATE_TTL, 1);
     *url = mc_monei_authorize_url(r->pool, c->authorize_url, c->client_id, c->redirect_uri,
@@ -156,8 +114,17 @@ int mc_login_prepare(request_rec *r, const char *return_to, const char *scope,
         mc_stat_inc(MC_STAT_STEP_UP);
     }
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mc-login: sending the browser to Monei for "
-                  "scopes \"%s\"%s", scope, base_session ? " (step-up)" : "");
+                  "scopes \"%s\"%s%s", scope, base_session ? " (step-up)" : "",
+                  retry ? " (once more, binding lost to another tab)" : "");
     return *url ? OK : HTTP_INTERNAL_SERVER_ERROR;
+}
+
+/* Create the login state and its browser-binding cookie; *url is where to send the
+ * browser. Returns OK, or an HTTP status after writing nothing (the caller shows a page). */
+int mc_login_prepare(request_rec *r, const char *return_to, const char *scope,
+                     const char *base_session, const char **url)
+{
+    return prepare(r, return_to, scope, base_session, 0, url);
 }
 
 int mc_login_start(request_rec *r, const char *return_to, const char *scope,
@@ -178,11 +145,6 @@ int mc_login_start(request_rec *r, const char *return_to, const char *scope,
         return_to = safe;
     }
     rc = mc_login_prepare(r, return_to, scope, base_session, &url);
-    if (rc == HTTP_SERVICE_UNAVAILABLE) {
-        return mc_page(r, rc, "store_unavailable",
-                       "Sessions cannot be stored right now. Please try again shortly.",
-                       mc_original_url(r));
-    }
     if (rc != OK) {
         return mc_page(r, rc, "server_error", "The login could not be started.", NULL);
     }
@@ -206,7 +168,7 @@ const char *mc_stepup_url(request_rec *r, const char *scopes, const char *return
 }
 
 /* Keep the code and state out of the access log (mod_log_config reads these fields). */
-static void redact_request_line(request_rec *r)
+void mc_redact_request_line(request_rec *r)
 {
     const char *q = ap_strchr_c(r->the_request, '?');
     if (q) {
@@ -257,6 +219,55 @@ static const char *scopes_not_granted(request_rec *r, const char *asked, const c
     return need->nelts ? mc_scope_missing(r->pool, granted ? granted : "", need) : "";
 }
 
+static int same_text(const char *a, const char *b)
+{
+    apr_size_t n = strlen(a);
+    return n == strlen(b) && mc_ct_equal(a, b, n);
+}
+
+/* ?login on the redirect URI path, as a link on a page (the "try again" of a page). */
+static const char *login_url(request_rec *r, const char *scopes, const char *return_to)
+{
+    mc_srv_cfg *c = mc_srv(r);
+    const char *base = c->redirect_uri;
+    const char *q = ap_strchr_c(base, '?');
+    if (q) {
+        base = apr_pstrmemdup(r->pool, base, q - base);
+    }
+    return apr_pstrcat(r->pool, base, "?login&scope=", ap_escape_urlencoded(r->pool, scopes),
+                       "&return_to=", ap_escape_urlencoded(r->pool, return_to), NULL);
+}
+
+/* The state is not this browser's. Tabs of one browser that started logins at the same
+ * instant without a cookie each minted a binding, and the browser kept only the last: such
+ * a tab comes back with a cookie, a different one, and a state whose binding was minted
+ * fresh. It is sent once through a fresh login for the same page, bound to the cookie it
+ * has now; nothing of the state is used but where to return and what to ask for, so an
+ * attacker's callback URL gains nothing from it either. Anything else is an error page. */
+static int binding_mismatch(request_rec *r, const char *binding, const mc_state_rec *st)
+{
+    mc_stat_inc(MC_STAT_LOGIN_FAILED_STATE);
+    if (binding && st->fresh_binding && !st->retry && !mc_is_api_client(r)) {
+        const char *url = NULL, *base = NULL;
+        mc_session_t *h;
+        /* A step-up extends this browser's own session, never the one the state names. */
+        if (st->base_session && mc_session_load(r, &h) == MC_SESS_OK) {
+            base = h->key;
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mc-callback: state bound to another "
+                      "binding cookie (a tab that lost the race for it?): one fresh login");
+        if (prepare(r, st->return_to, st->scopes, base, 1, &url) == OK) {
+            return mc_redirect(r, url);
+        }
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                  "mc-callback: state belongs to another browser (binding cookie %s)",
+                  binding ? "differs" : "missing");
+    return mc_page(r, HTTP_BAD_REQUEST, "invalid_state",
+                   "This sign-in was started in another browser or has expired. "
+                   "Please start again here.", login_url(r, st->scopes, st->return_to));
+}
+
 int mc_login_callback(request_rec *r)
 {
     apr_table_t *q;
@@ -271,46 +282,48 @@ int mc_login_callback(request_rec *r)
     state = apr_table_get(q, "state");
     code = apr_table_get(q, "code");
     error = apr_table_get(q, "error");
-    redact_request_line(r);
+    /* In this order: the code leaves every log first, the state is checked and found to be
+     * this browser's before it is used up, and only then is the code exchanged. */
+    mc_redact_request_line(r);
     mc_no_store(r);
     binding = mc_session_binding(r);
 
-    /* State first, before anything in the query is trusted or the code is used. */
-    if (!state || !*state || strlen(state) > 128) {
+    if (!state || !*state) {
         mc_stat_inc(MC_STAT_LOGIN_FAILED_STATE);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mc-callback: no state in the callback");
         return mc_page(r, HTTP_BAD_REQUEST, "invalid_state",
                        "This sign-in link is incomplete. Please start again.", "/");
     }
-    rv = mc_state_take(r, state, &st);
-    if (rv != APR_SUCCESS && !APR_STATUS_IS_NOTFOUND(rv)) {
-        mc_store_trouble(r, rv, "cannot read a login state");
-        mc_stat_inc(MC_STAT_LOGIN_FAILED_STORE);
-        return mc_page(r, HTTP_SERVICE_UNAVAILABLE, "store_unavailable",
-                       "Sessions cannot be read right now. Please try again shortly.", "/");
-    }
-    if (APR_STATUS_IS_NOTFOUND(rv)) {
+    if (mc_state_open(r, state, &st) != APR_SUCCESS) {
         mc_stat_inc(MC_STAT_LOGIN_FAILED_STATE);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                      "mc-callback: unknown, expired or already used state");
+                      "mc-callback: a state this server did not issue");
         return mc_page(r, HTTP_BAD_REQUEST, "invalid_state",
                        "This sign-in link has expired or was already used. "
                        "Please start again.", "/");
-    }
-    if (!binding || strcmp(binding_hash(r->pool, binding), st.binding) != 0) {
-        mc_stat_inc(MC_STAT_LOGIN_FAILED_STATE);
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
-                      "mc-callback: state belongs to another browser (binding cookie %s)",
-                      binding ? "differs" : "missing");
-        return mc_page(r, HTTP_BAD_REQUEST, "invalid_state",
-                       "This sign-in was started in another browser or has expired. "
-                       "Please start again here.", st.return_to);
     }
     if (now - st.created > MC_STATE_TTL || now < st.created - 60) {
         mc_stat_inc(MC_STAT_LOGIN_FAILED_STATE);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mc-callback: state expired");
         return mc_page(r, HTTP_BAD_REQUEST, "invalid_state",
                        "This sign-in link has expired. Please start again.", st.return_to);
+    }
+    if (!binding || !same_text(binding_hash(r->pool, binding), st.binding)) {
+        return binding_mismatch(r, binding, &st);
+    }
+    rv = mc_state_claim(r, &st);
+    if (rv == APR_EEXIST) {
+        mc_stat_inc(MC_STAT_LOGIN_FAILED_STATE);
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mc-callback: state already used");
+        return mc_page(r, HTTP_BAD_REQUEST, "invalid_state",
+                       "This sign-in link was already used. Please start again.",
+                       st.return_to);
+    }
+    if (rv != APR_SUCCESS) {
+        mc_stat_inc(MC_STAT_LOGIN_FAILED_STORE);
+        return mc_page(r, HTTP_SERVICE_UNAVAILABLE, "store_unavailable",
+                       "Sessions cannot be stored right now. Please try again shortly.",
+                       st.return_to);
     }
     if (error) {
         const char *desc = apr_table_get(q, "error_description");
@@ -328,12 +341,13 @@ int mc_login_callback(request_rec *r)
         if (!strcmp(error, "access_denied")) {
             return mc_page(r, HTTP_FORBIDDEN, "access_denied",
                            "You chose not to connect your Monei wallet, so nothing was "
-                           "shared with this site.", st.return_to);
+                           "shared with this site.", login_url(r, st.scopes, st.return_to));
         }
         return mc_page(r, HTTP_BAD_GATEWAY, error,
                        desc ? apr_pstrcat(r->pool, "Monei could not complete the connection: ",
                                           desc, NULL)
-                            : "Monei could not complete the connection.", st.return_to);
+                            : "Monei could not complete the connection.",
+                       login_url(r, st.scopes, st.return_to));
     }
     if (!code || !*code || strlen(code) > 2048) {
         return mc_page(r, HTTP_BAD_REQUEST, "invalid_request",
@@ -353,6 +367,18 @@ int mc_login_callback(request_rec *r)
                            ? "Monei did not answer in time. Please try again."
                            : "Monei did not accept the connection. Please try again.",
                        st.return_to);
+    }
+    if (!sess->scopes || !*sess->scopes) {
+        /* Approved with nothing ticked: a token for nothing is no connection. */
+        mc_stat_inc(MC_STAT_LOGIN_FAILED_DENIED);
+        mc_api_revoke(r, sess->access_token);
+        mc_api_revoke(r, sess->refresh_token);
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mc-callback: Monei granted no scope; "
+                      "no session");
+        return mc_page_with(r, HTTP_FORBIDDEN, "nothing_shared",
+                            "You approved without choosing any permission, so nothing was "
+                            "shared with this site and you are not connected.",
+                            login_url(r, st.scopes, st.return_to), "Try again");
     }
     sess->created = now;
     sess->last_active = now;

@@ -72,6 +72,34 @@ int mc_redirect_same_site(request_rec *r, const char *location)
     return DONE;
 }
 
+/* The disconnect a browser did not say came from this site asks first. The form posts back
+ * with a token only this server can make for this session; the page cannot be framed, so
+ * another site cannot dress the button up as something else. */
+int mc_page_confirm_disconnect(request_rec *r, const char *action, const char *token,
+                               const char *return_to)
+{
+    mc_no_store(r);
+    apr_table_setn(r->headers_out, "X-Frame-Options", "DENY");
+    apr_table_setn(r->headers_out, "Content-Security-Policy",
+                   "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+                   "frame-ancestors 'none'");
+    ap_set_content_type(r, "text/html; charset=utf-8");
+    ap_rprintf(r, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+               "<title>Disconnect your Monei wallet?</title></head><body>"
+               "<h1>Disconnect your Monei wallet?</h1>"
+               "<p>This site will no longer see your wallet until you connect again.</p>"
+               "<form method=\"post\" action=\"%s\">"
+               "<input type=\"hidden\" name=\"token\" value=\"%s\">",
+               mc_html_escape(r->pool, action), mc_html_escape(r->pool, token));
+    if (return_to) {
+        ap_rprintf(r, "<input type=\"hidden\" name=\"return_to\" value=\"%s\">",
+                   mc_html_escape(r->pool, return_to));
+    }
+    ap_rputs("<button type=\"submit\">Disconnect</button> <a href=\"/\">Stay connected</a>"
+             "</form></body></html>\n", r);
+    return DONE;
+}
+
 static const char *title_for(int status)
 {
     switch (status) {

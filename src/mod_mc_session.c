@@ -592,39 +592,3 @@ const char *mc_session_create(request_rec *r, mc_session_rec *rec, const char *r
     mc_set_cookie(r, mc_cfg_cookie_name(mc_srv(r)), id, -1, 0);
     return id;
 }
-
-/* ---------------------------------------------------------------- login states */
-
-apr_status_t mc_state_put(request_rec *r, const char *state, const mc_state_rec *st)
-{
-    unsigned char *plain;
-    apr_size_t plen;
-    apr_status_t rv = mc_state_encode(r->pool, st, &plain, &plen);
-    if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "mc-encode: login state too large");
-        return rv;
-    }
-    return seal_put(r, mc_store_key(r->pool, 't', mc_srv(r)->client_id, state), plain, plen,
-                    apr_time_now() + apr_time_from_sec(MC_STATE_TTL));
-}
-
-apr_status_t mc_state_take(request_rec *r, const char *state, mc_state_rec *st)
-{
-    const char *key = mc_store_key(r->pool, 't', mc_srv(r)->client_id, state);
-    unsigned char *data, *plain;
-    apr_size_t len, plen;
-    apr_status_t rv;
-
-    if (!key) {
-        return APR_NOTFOUND;
-    }
-    if ((rv = mc_store_take(r->server, key, r->pool, &data, &len)) != APR_SUCCESS) {
-        return rv;
-    }
-    if (open_record(r, key, data, len, &plain, &plen) != APR_SUCCESS) {
-        return APR_NOTFOUND;
-    }
-    rv = mc_state_decode(r->pool, plain, plen, st);
-    mc_cleanse(plain, plen);
-    return rv == APR_SUCCESS ? APR_SUCCESS : APR_NOTFOUND;
-}

@@ -85,8 +85,4 @@ mc_session_rec *mc_session_read_key(request_rec *r, const char *key);
 /* Remember a declined step-up in the session under key (best effort, under its lock). */
 void mc_session_note_decline(request_rec *r, const char *key, const char *scopes);
 
-/* Login states: single-use records of a login in progress. */
-apr_status_t mc_state_put(request_rec *r, const char *state, const mc_state_rec *st);
-apr_status_t mc_state_take(request_rec *r, const char *state, mc_state_rec *st);
-
 #endif

@@ -58,6 +58,7 @@ DirectoryIndex index.html
 </Directory>
 <Location /connect-monei>
     SetHandler monei-connect-login
+    MoneiConnectDefaultReturn /dashboard
 </Location>
 <Location /dashboard.json>
     AuthType MoneiConnect

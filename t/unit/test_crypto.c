@@ -374,6 +374,25 @@ static void test_keyring_and_records(void)
     CHECK(all, "open: 2000 random inputs fail cleanly");
 }
 
+static void test_mac(void)
+{
+    mc_keyring_t *a = ring("passphrase-one", NULL), *a2 = ring("passphrase-one", "old");
+    mc_keyring_t *b = ring("passphrase-two", NULL);
+    const char *m = mc_keyring_mac(pool, a, "disconnect", "session-id-1");
+
+    CHECK(m && strlen(m) == 43, "mac: 32 bytes as base64url");
+    CHECK(m && !strcmp(m, mc_keyring_mac(pool, a2, "disconnect", "session-id-1")),
+          "mac: same first passphrase, same value");
+    CHECK(m && strcmp(m, mc_keyring_mac(pool, b, "disconnect", "session-id-1")),
+          "mac: another passphrase, another value");
+    CHECK(m && strcmp(m, mc_keyring_mac(pool, a, "disconnect", "session-id-2")),
+          "mac: another session, another value");
+    CHECK(m && strcmp(m, mc_keyring_mac(pool, a, "other", "session-id-1")),
+          "mac: another purpose, another value");
+    CHECK(!mc_keyring_mac(pool, a, "a\nb", "x") && !mc_keyring_mac(pool, NULL, "p", "x"),
+          "mac: bad arguments give NULL");
+}
+
 int main(void)
 {
     apr_initialize();
@@ -383,6 +402,7 @@ int main(void)
     test_sha_pkce_random();
     test_store_key();
     test_keyring_and_records();
+    test_mac();
 
     apr_pool_destroy(pool);
     apr_terminate();

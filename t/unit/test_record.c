@@ -36,7 +36,9 @@ static int state_eq(const mc_state_rec *a, const mc_state_rec *b)
 {
     return a->created == b->created && str_eq(a->binding, b->binding)
         && str_eq(a->return_to, b->return_to) && str_eq(a->verifier, b->verifier)
-        && str_eq(a->scopes, b->scopes) && str_eq(a->base_session, b->base_session);
+        && str_eq(a->scopes, b->scopes) && str_eq(a->base_session, b->base_session)
+        && str_eq(a->id, b->id) && a->fresh_binding == b->fresh_binding
+        && a->retry == b->retry;
 }
 
 static int is_zero(const void *p, apr_size_t n)
@@ -166,6 +168,9 @@ static void test_state_roundtrip(void)
     s.verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
     s.scopes = "wallet:read wallet:send";
     s.base_session = "s:6mSk0xJje5cWm9vWGK7g3zXGs1Nytu2t";
+    s.id = "q8Zr1Vt6Wm3Np0Lk5Jh2Gf";
+    s.fresh_binding = 1;
+    s.retry = 1;
 
     if (!CHECK(mc_state_encode(pool, &s, &enc, &len) == APR_SUCCESS
                && enc[0] == MC_RECORD_FMT_STATE, "state: encode all fields")) {

@@ -14,12 +14,20 @@
 static apr_pool_t *pool;
 static apr_array_header_t *trusted;
 
-static int ok_with(const char *v, const char *host, const apr_array_header_t *t)
+static const mc_origin_t app = { "https", "app.example.com", 443 };
+
+static int ok_at(const char *v, const mc_origin_t *here, const apr_array_header_t *t)
 {
     const char *safe = "unset";
-    apr_status_t rv = mc_return_to_check(pool, v, host, t, &safe);
+    apr_status_t rv = mc_return_to_check(pool, v, here, t, &safe);
     if (rv == APR_SUCCESS) return safe == v;        /* unchanged, same pointer */
     return safe == NULL ? 0 : -1;                   /* -1: bad out-param */
+}
+
+static int ok_with(const char *v, const char *host, const apr_array_header_t *t)
+{
+    mc_origin_t here = { "https", host, 443 };
+    return ok_at(v, &here, t);
 }
 
 static void expect_ok(const char *v, const char *msg)
@@ -45,13 +53,14 @@ static void test_accept(void)
     expect_ok("/path//double/inside", "'//' not at the start");
     expect_ok("/discount%2525", "double-encoded percent sign");
     expect_ok("https://app.example.com/account", "same host https");
-    expect_ok("http://app.example.com/", "same host http");
     expect_ok("HTTPS://APP.EXAMPLE.COM/x", "scheme and host case-insensitive");
-    expect_ok("https://app.example.com:8443/x", "same host other port");
+    expect_ok("https://app.example.com:443/x", "same host, default port written");
     expect_ok("https://app.example.com", "same host no path");
     expect_ok("https://app.example.com?x=1", "same host query right after authority");
     expect_ok("https://shop.example.net/cart", "trusted host");
-    expect_ok("https://SHOP.example.NET:444/cart", "trusted host, case and port");
+    expect_ok("https://SHOP.example.NET/cart", "trusted host, case");
+    expect_ok("http://shop.example.net/cart", "trusted host without port: either scheme");
+    expect_ok("https://pay.example.org:8443/x", "trusted host:port on that port");
     expect_ok("https://app.example.com/p?email=a@b.example", "'@' in the query is not userinfo");
     expect_ok("https://app.example.com/%2F%2Fevil", "encoded slashes in a same-host path");
 }
@@ -92,6 +101,12 @@ static void test_reject(void)
     expect_refused("https:/evil.example", "https:/ single slash");
     expect_refused("https:\\\\evil.example", "https:\\\\");
     expect_refused("ftp://app.example.com/", "ftp scheme");
+    expect_refused("http://app.example.com/", "same host, other scheme");
+    expect_refused("https://app.example.com:8443/x", "same host, other port");
+    expect_refused("http://app.example.com:443/x", "same host and port, other scheme");
+    expect_refused("https://shop.example.net:444/cart", "trusted host (no port), other port");
+    expect_refused("https://pay.example.org/x", "trusted host:port, default port");
+    expect_refused("https://pay.example.org:9999/x", "trusted host:port, other port");
     expect_refused("https://evil.example/", "foreign host");
     expect_refused("https://evil.example/app.example.com", "this host only in path");
     expect_refused("https://app.example.com.evil.example/", "this host as a prefix");
@@ -132,8 +147,18 @@ static void test_hosts(void)
     apr_array_header_t *v6 = apr_array_make(pool, 1, sizeof(const char *));
     const char *safe = "unset";
 
-    CHECK(ok_with("https://app.example.com/", "app.example.com:8080", NULL) == 1,
-          "this_host with port matches URL without port");
+    {
+        mc_origin_t h8443 = { "https", "app.example.com", 8443 };
+        mc_origin_t plain = { "http", "127.0.0.1", 8080 };
+        CHECK(ok_at("https://app.example.com:8443/", &h8443, NULL) == 1,
+              "this server on a non-default port, port written");
+        CHECK(ok_at("https://app.example.com/", &h8443, NULL) == 0,
+              "this server on 8443: the default port is another origin");
+        CHECK(ok_at("http://127.0.0.1:8080/x", &plain, NULL) == 1, "http site, same port");
+        CHECK(ok_at("https://127.0.0.1:8080/x", &plain, NULL) == 0, "http site, https URL");
+        CHECK(ok_at("http://127.0.0.1:9999/x", &plain, NULL) == 0, "http site, other port");
+        CHECK(ok_at("https://app.example.com/", NULL, NULL) == 0, "no origin: URLs refused");
+    }
     CHECK(ok_with("https://APP.example.com/", "app.EXAMPLE.com", NULL) == 1,
           "this_host compared case-insensitively");
     CHECK(ok_with("https://shop.example.net/", "app.example.com", NULL) == 0,
@@ -143,12 +168,15 @@ static void test_hosts(void)
     CHECK(ok_with("/ok", NULL, NULL) == 1, "this_host NULL: local path still fine");
     CHECK(ok_with("https://app.example.com/", "bad host!", NULL) == 0,
           "unparsable this_host matches nothing");
-    CHECK(ok_with("http://[::1]:8080/x", "[::1]:8080", NULL) == 1, "IPv6 literal this host");
-    CHECK(ok_with("http://[::1/x", "[::1]:8080", NULL) == 0, "unterminated IPv6 literal");
+    {
+        mc_origin_t v6h = { "http", "[::1]", 8080 };
+        CHECK(ok_at("http://[::1]:8080/x", &v6h, NULL) == 1, "IPv6 literal this host");
+        CHECK(ok_at("http://[::1/x", &v6h, NULL) == 0, "unterminated IPv6 literal");
+    }
     APR_ARRAY_PUSH(v6, const char *) = "[2001:db8::1]";
     CHECK(ok_with("https://[2001:DB8::1]/", "app.example.com", v6) == 1, "IPv6 trusted host");
-    CHECK(mc_return_to_check(pool, "/x", "h", NULL, NULL) == APR_EINVAL, "NULL safe out-param");
-    CHECK(mc_return_to_check(pool, "//evil", "h", NULL, &safe) == APR_EINVAL && safe == NULL,
+    CHECK(mc_return_to_check(pool, "/x", &app, NULL, NULL) == APR_EINVAL, "NULL safe out-param");
+    CHECK(mc_return_to_check(pool, "//evil", &app, NULL, &safe) == APR_EINVAL && safe == NULL,
           "refusal returns APR_EINVAL and NULL safe");
 }
 
