@@ -814,8 +814,6 @@ static const char *set_step_up(cmd_parms *cmd, void *dv, int on)
 #define LOC (RSRC_CONF | ACCESS_CONF)
 /* Also .htaccess under AllowOverride AuthConfig. */
 #define DIR (RSRC_CONF | ACCESS_CONF | OR_AUTHCFG)
-/* Server and sections, never .htaccess: what is asked of Monei and where users are sent. */
-#define LOC (RSRC_CONF | ACCESS_CONF)
 
 const command_rec mc_cmds[] = {
     AP_INIT_TAKE1("MoneiConnectClientID", set_client_id, NULL, SRV,
