@@ -207,7 +207,12 @@ mc_sess_result mc_session_ready(request_rec *r, mc_session_t **out)
         mc_api_result trouble;
         int snap;
 
-        if (mc_breaker_admit(r, &ticket) != MC_BREAKER_CALL) {
+        ticket.kind = MC_BREAKER_T_NONE;
+        /* A grant with neither scope has no snapshot to fetch: Monei is not called, and the
+         * breaker is not asked. */
+        if ((mc_scope_has(h->rec->scopes, "wallet:read")
+             || mc_scope_has(h->rec->scopes, "profile:read"))
+            && mc_breaker_admit(r, &ticket) != MC_BREAKER_CALL) {
             /* Monei is backing us off, or two calls already wait on it: the last snapshot,
              * at once, marked for this request (the record is not rewritten for it). */
             h->rec->snapshot_stale = 1;
