@@ -7,6 +7,7 @@
 #include "mod_mc_config.h"
 #include "mod_mc_status.h"
 #include "mod_mc_export.h"
+#include "mod_mc_breaker.h"
 
 #include "http_request.h"
 #include "http_core.h"
@@ -52,7 +53,8 @@ static int mc_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
     }
     apr_pool_cleanup_register(pconf, NULL, mc_curl_cleanup, apr_pool_cleanup_null);
     mc_config_resolve(s);
-    if (mc_session_post_config(pconf, s) != OK || mc_status_post_config(pconf, s) != OK) {
+    if (mc_session_post_config(pconf, s) != OK || mc_status_post_config(pconf, s) != OK
+        || mc_breaker_post_config(pconf, s) != OK) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     return mc_store_post_config(pconf, s);

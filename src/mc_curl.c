@@ -8,6 +8,7 @@
 
 #include <apr_strings.h>
 #include <apr_time.h>
+#include <apr_date.h>
 #include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +97,52 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
+/* Retry-After (RFC 9110 10.2.3) in seconds from now: delta-seconds or an HTTP-date; -1 when
+ * absent or unreadable. A date already past means "now" (0). */
+long mc_http_retry_after(const char *v, apr_size_t n, apr_time_t now)
+{
+    const char *end = v + n;
+    long secs = 0;
+    int digits = 0;
+    char date[64];
+    apr_time_t when;
+
+    while (v < end && (*v == ' ' || *v == '\t')) {
+        v++;
+    }
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '
+                       || end[-1] == '\t')) {
+        end--;
+    }
+    if (v == end) {
+        return -1;
+    }
+    while (v + digits < end && isdigit((unsigned char)v[digits])) {
+        if (secs < MC_HTTP_RETRY_AFTER_MAX) {
+            secs = secs * 10 + (v[digits] - '0');
+        }
+        digits++;
+    }
+    if (digits && v + digits == end) {
+        return secs < MC_HTTP_RETRY_AFTER_MAX ? secs : MC_HTTP_RETRY_AFTER_MAX;
+    }
+    if (digits || (apr_size_t)(end - v) >= sizeof(date)) {
+        return -1;
+    }
+    memcpy(date, v, end - v);
+    date[end - v] = '\0';
+    when = apr_date_parse_http(date);
+    if (when == APR_DATE_BAD) {
+        return -1;
+    }
+    if (when <= now) {
+        return 0;
+    }
+    /* Rounded up: a client that comes back at the announced second is not early. */
+    secs = (long)((when - now + APR_USEC_PER_SEC - 1) / APR_USEC_PER_SEC);
+    return secs < MC_HTTP_RETRY_AFTER_MAX ? secs : MC_HTTP_RETRY_AFTER_MAX;
+}
+
 static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 {
     sink_t *s = ud;
@@ -103,20 +150,8 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
     static const char name[] = "retry-after:";
 
     if (n > sizeof(name) - 1 && strncasecmp(data, name, sizeof(name) - 1) == 0) {
-        const char *v = data + sizeof(name) - 1;
-        const char *end = data + n;
-        long secs = 0;
-        int digits = 0;
-        while (v < end && (*v == ' ' || *v == '\t')) {
-            v++;
-        }
-        /* Only delta-seconds; an HTTP-date is rare from an API and treated as absent. */
-        while (v < end && isdigit((unsigned char)*v) && digits < 9) {
-            secs = secs * 10 + (*v - '0');
-            v++;
-            digits++;
-        }
-        s->retry_after = digits ? secs : -1;
+        s->retry_after = mc_http_retry_after(data + sizeof(name) - 1, n - (sizeof(name) - 1),
+                                             apr_time_now());
     }
     return n;
 }

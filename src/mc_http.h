@@ -5,6 +5,7 @@
 
 #include <apr_pools.h>
 #include <apr_errno.h>
+#include <apr_time.h>
 
 /* Largest response body we accept from Monei; larger answers are an error, not a truncation.
  * A /wallet/me answer is about 1 KB. */
@@ -47,5 +48,11 @@ apr_status_t mc_http_call(apr_pool_t *p, const mc_http_opts *opts, const char *u
                           const char *bearer, const char *json_body, mc_http_response *resp);
 
 const char *mc_http_err_str(mc_http_err e);
+
+/* The largest wait a Retry-After may announce (longer ones are taken as this). */
+#define MC_HTTP_RETRY_AFTER_MAX 86400L
+/* A Retry-After header value (n bytes, not NUL-terminated) as seconds after `now`: both the
+ * delta-seconds and the HTTP-date form; -1 when unreadable. */
+long mc_http_retry_after(const char *value, apr_size_t n, apr_time_t now);
 
 #endif

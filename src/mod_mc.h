@@ -60,6 +60,11 @@ int mc_api_exchange_code(request_rec *r, const char *code, const char *verifier,
 int mc_api_refresh(request_rec *r, mc_session_rec *sess, mc_api_result *res);
 void mc_api_revoke(request_rec *r, const char *token);
 int mc_api_snapshot(request_rec *r, mc_session_rec *sess);
+int mc_api_snapshot_ex(request_rec *r, mc_session_rec *sess, mc_api_result *trouble);
+const char *mc_api_trouble_message(request_rec *r, const mc_api_result *res,
+                                   const char **error, long *retry_after);
+/* Retry-After assumed when a 429 names none. */
+#define MC_DEFAULT_RETRY_AFTER 30
 int mc_api_status_for(const mc_api_result *res);
 
 /* mod_mc_pages.c */

@@ -152,12 +152,12 @@ void mc_api_revoke(request_rec *r, const char *token)
     }
 }
 
-/* Fetch one snapshot; returns 1 ok, 0 failed (keep the old one), -1 token rejected (401). */
+/* Fetch one snapshot; returns 1 ok, 0 failed (keep the old one), -1 token rejected (401).
+ * res tells how the call went. */
 static int fetch(request_rec *r, const char *what, const char *path, const char *token,
-                 int is_wallet, const char **out)
+                 int is_wallet, const char **out, mc_api_result *res)
 {
-    mc_api_result res;
-    const mc_http_response *resp = call(r, what, path, token, NULL, &res);
+    const mc_http_response *resp = call(r, what, path, token, NULL, res);
     const char *data = NULL;
     apr_status_t rv;
 
@@ -176,6 +176,7 @@ static int fetch(request_rec *r, const char *what, const char *path, const char 
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "mc-api: %s: unusable answer", what);
         return 0;
     }
+    res->ok = 1;
     *out = data;
     return 1;
 }
@@ -226,31 +227,51 @@ static void keep_bounded(request_rec *r, mc_session_rec *sess, const char *walle
     }
 }
 
+/* Is this the kind of failure that says Monei is down, slow or busy? */
+static int monei_in_trouble(const mc_api_result *res)
+{
+    return res->transport != MC_HTTP_OK ? res->transport != MC_HTTP_ETOOBIG
+                                        : res->http_status == 429 || res->http_status >= 500;
+}
+
 /* Refresh the wallet/profile snapshot for the granted scopes. Returns 1 when fresh, 0 when
- * Monei failed (the old snapshot is kept and marked stale), -1 when Monei rejected the token. */
-int mc_api_snapshot(request_rec *r, mc_session_rec *sess)
+ * Monei failed (the old snapshot is kept and marked stale), -1 when Monei rejected the token.
+ * *trouble is the first call that failed (ok = 1 when none did). */
+int mc_api_snapshot_ex(request_rec *r, mc_session_rec *sess, mc_api_result *trouble)
 {
     const char *wallet = sess->wallet_json, *user = sess->user_json;
     int ok = 1, rc;
+    mc_api_result res;
 
+    memset(trouble, 0, sizeof(*trouble));
+    trouble->ok = 1;
+    trouble->retry_after = -1;
     if (mc_scope_has(sess->scopes, "wallet:read")) {
-        rc = fetch(r, "wallet", "/wallet/me", sess->access_token, 1, &wallet);
+        rc = fetch(r, "wallet", "/wallet/me", sess->access_token, 1, &wallet, &res);
         if (rc < 0) {
             return -1;
+        }
+        if (!rc) {
+            *trouble = res;
         }
         ok &= rc;
     }
     else {
         wallet = NULL;
     }
-    if (mc_scope_has(sess->scopes, "profile:read")) {
-        rc = fetch(r, "user", "/user/me", sess->access_token, 0, &user);
+    /* When the wallet call timed out or was refused for load, a second call would only
+     * double the wait: the profile keeps its last snapshot too. */
+    if (mc_scope_has(sess->scopes, "profile:read") && !(!ok && monei_in_trouble(trouble))) {
+        rc = fetch(r, "user", "/user/me", sess->access_token, 0, &user, &res);
         if (rc < 0) {
             return -1;
         }
+        if (!rc && ok) {
+            *trouble = res;
+        }
         ok &= rc;
     }
-    else {
+    else if (!mc_scope_has(sess->scopes, "profile:read")) {
         user = NULL;
     }
     keep_bounded(r, sess, wallet, user);
@@ -262,4 +283,49 @@ int mc_api_snapshot(request_rec *r, mc_session_rec *sess)
         sess->snapshot_stale = 1;
     }
     return ok;
+}
+
+int mc_api_snapshot(request_rec *r, mc_session_rec *sess)
+{
+    mc_api_result trouble;
+    return mc_api_snapshot_ex(r, sess, &trouble);
+}
+
+/* What a page says when a call to Monei failed at login: what happened, in a sentence, and
+ * a short error code for programs. *retry_after is the wait to announce (Retry-After), 0 for
+ * none. The status is mc_api_status_for's. */
+const char *mc_api_trouble_message(request_rec *r, const mc_api_result *res,
+                                   const char **error, long *retry_after)
+{
+    *retry_after = 0;
+    switch (res->transport) {
+    case MC_HTTP_ETIMEOUT:
+        *error = "monei_timeout";
+        return "Monei did not answer in time. Please try again.";
+    case MC_HTTP_ECONNECT:
+        *error = "monei_unreachable";
+        return "This site cannot reach Monei right now. Please try again in a few minutes.";
+    case MC_HTTP_ETLS:
+        *error = "monei_unreachable";
+        return "This site cannot connect to Monei securely right now. Please try again "
+               "later.";
+    case MC_HTTP_OK:
+        break;
+    default:
+        *error = "monei_error";
+        return "Monei's answer was cut off or unreadable. Please try again.";
+    }
+    if (res->http_status == 429) {
+        *retry_after = res->retry_after > 0 ? res->retry_after : MC_DEFAULT_RETRY_AFTER;
+        *error = "monei_busy";
+        return apr_psprintf(r->pool, "Monei is busy; try again in %ld seconds.", *retry_after);
+    }
+    if (res->http_status >= 500) {
+        *retry_after = res->http_status == 503 && res->retry_after > 0 ? res->retry_after : 0;
+        *error = "monei_unavailable";
+        return "Monei is having trouble right now. Nothing went wrong on this site; please "
+               "try again in a few minutes.";
+    }
+    *error = res->error ? res->error : "token_exchange_failed";
+    return "Monei did not accept the connection. Please try again.";
 }

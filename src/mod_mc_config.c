@@ -1,5 +1,6 @@
 /* Directive handlers, config create/merge, and startup checks. */
 #include "mod_mc_config.h"
+#include "mc_return_to.h"
 #include "mod_mc.h"
 #include "mc_value.h"
 #include "mc_monei.h"
@@ -963,6 +964,41 @@ static int require(server_rec *s, const mc_use_t *u, const void *value, const ch
     return !OK;
 }
 
+/* A MoneiConnectLogoutRedirect must be a target return_to could name too: a path here, this
+ * server's own name or a MoneiConnectTrustedReturnHost. Checked once the whole configuration
+ * is read (the trusted hosts may come after it). */
+static int check_logout_redirects(apr_pool_t *p, server_rec *main_s, const ap_directive_t *d,
+                                  const ap_directive_t *vhost)
+{
+    int rc = OK;
+    for (; d; d = d->next) {
+        if (!strcasecmp(d->directive, "MoneiConnectLogoutRedirect") && d->args) {
+            mc_use_t u = { "MoneiConnectLogoutRedirect", d->filename, d->line_num,
+                           vhost ? vhost->filename : NULL, vhost ? vhost->line_num : 0 };
+            server_rec *vs = server_of(main_s, &u);
+            mc_srv_cfg *c = ap_get_module_config(vs->module_config, &monei_connect_module);
+            const char *args = d->args;
+            const char *value = ap_getword_conf(p, &args);
+            const char *safe = NULL;
+            if (mc_return_to_check(p, value, vs->server_hostname ? vs->server_hostname : "",
+                                   c->trusted_hosts, &safe) != APR_SUCCESS) {
+                ap_log_error(APLOG_MARK, APLOG_EMERG | APLOG_STARTUP, 0, NULL,
+                             "mod_monei_connect: MoneiConnectLogoutRedirect at %s:%d: '%s' is "
+                             "neither a path on this site nor a URL on this server's name or "
+                             "a MoneiConnectTrustedReturnHost (what return_to refuses is "
+                             "refused here too)", d->filename, d->line_num, value);
+                rc = !OK;
+            }
+        }
+        if (d->first_child && check_logout_redirects(p, main_s, d->first_child,
+                                                     !strcasecmp(d->directive, "<VirtualHost")
+                                                     ? d : vhost) != OK) {
+            rc = !OK;
+        }
+    }
+    return rc;
+}
+
 int mc_config_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
     apr_array_header_t *uses = apr_array_make(ptemp, 4, sizeof(mc_use_t));
@@ -990,6 +1026,9 @@ int mc_config_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
                          "MoneiConnectCookieSecure On or use an https redirect URI");
             rc = !OK;
         }
+    }
+    if (check_logout_redirects(ptemp, s, ap_conftree, NULL) != OK) {
+        rc = !OK;
     }
     if (rc == OK && (uses->nelts > 0 || mc_store_config.provider_name)) {
         rc = mc_store_check(pconf, ptemp);

@@ -357,16 +357,16 @@ int mc_login_callback(request_rec *r)
     sess = apr_pcalloc(r->pool, sizeof(*sess));
     if (!mc_api_exchange_code(r, code, st.verifier, sess, &res)) {
         int status = mc_api_status_for(&res);
+        const char *err, *msg;
+        long wait;
         mc_stat_inc(MC_STAT_LOGIN_FAILED_EXCHANGE);
-        if (res.retry_after > 0) {
-            apr_table_setn(r->err_headers_out, "Retry-After",
-                           apr_psprintf(r->pool, "%ld", res.retry_after));
+        /* Say what happened at Monei (busy, in trouble, slow, unreachable), and when a 429
+         * said when to come back, tell this user. */
+        msg = mc_api_trouble_message(r, &res, &err, &wait);
+        if (wait > 0) {
+            apr_table_setn(r->err_headers_out, "Retry-After", apr_psprintf(r->pool, "%ld", wait));
         }
-        return mc_page(r, status, res.error ? res.error : "token_exchange_failed",
-                       status == HTTP_GATEWAY_TIME_OUT
-                           ? "Monei did not answer in time. Please try again."
-                           : "Monei did not accept the connection. Please try again.",
-                       st.return_to);
+        return mc_page(r, status, err, msg, st.return_to);
     }
     if (!sess->scopes || !*sess->scopes) {
         /* Approved with nothing ticked: a token for nothing is no connection. */

@@ -5,6 +5,7 @@
  * this file only carries it out. */
 #include "mod_mc.h"
 #include "mod_mc_status.h"
+#include "mod_mc_breaker.h"
 #include "mc_refresh.h"
 #include "mc_monei.h"
 
@@ -13,8 +14,6 @@
 APLOG_USE_MODULE(monei_connect);
 
 #define MC_WAIT_POLL apr_time_from_msec(50)
-/* Retry-After when a 429 names none. */
-#define MC_DEFAULT_RETRY_AFTER 30
 
 typedef enum {
     MC_TOKEN_OK = 0,        /* the record's token may be used */
@@ -54,6 +53,9 @@ static void call_monei(request_rec *r, mc_session_t *h, mc_refresh_in *in, int *
         return;
     }
     mc_stat_inc(res.http_status == 429 ? MC_STAT_REFRESH_429 : MC_STAT_REFRESH_FAILED);
+    /* Monei slow, down or busy: every session's refresh and snapshot backs off, not only
+     * this one's. */
+    mc_breaker_refresh_failed(r, &res);
     if (res.http_status == 429) {
         /* Everyone waits: the back-off is part of the record, under the lock we hold. */
         h->rec->refresh_after = in->now + (res.retry_after > 0 ? res.retry_after
@@ -94,6 +96,11 @@ static mc_token_state upkeep(request_rec *r, mc_session_t *h, int force)
         in.now = apr_time_sec(apr_time_now());
         in.expires_at = h->rec->expires_at;
         in.refresh_after = h->rec->refresh_after;
+        if (in.force || in.now >= in.expires_at - in.before) {
+            /* Due: a 429 the token endpoint gave any session holds this refresh back too. */
+            apr_int64_t shared = mc_breaker_refresh_not_before(r);
+            in.refresh_after = shared > in.refresh_after ? shared : in.refresh_after;
+        }
         act = mc_refresh_decide(&in);
         switch (act) {
         case MC_REFRESH_USE:
@@ -196,19 +203,36 @@ mc_sess_result mc_session_ready(request_rec *r, mc_session_t **out)
     }
     if (ts == MC_TOKEN_OK) {
         int was_stale = h->rec->snapshot_stale;
-        int snap = mc_api_snapshot(r, h->rec);
+        mc_breaker_ticket ticket;
+        mc_api_result trouble;
+        int snap;
+
+        ticket.kind = MC_BREAKER_T_NONE;
+        /* A grant with neither scope has no snapshot to fetch: Monei is not called, and the
+         * breaker is not asked. */
+        if ((mc_scope_has(h->rec->scopes, "wallet:read")
+             || mc_scope_has(h->rec->scopes, "profile:read"))
+            && mc_breaker_admit(r, &ticket) != MC_BREAKER_CALL) {
+            /* Monei is backing us off, or two calls already wait on it: the last snapshot,
+             * at once, marked for this request (the record is not rewritten for it). */
+            h->rec->snapshot_stale = 1;
+            return MC_SESS_OK;
+        }
+        snap = mc_api_snapshot_ex(r, h->rec, &trouble);
         if (snap < 0) {
             /* The token was refused: one refresh, then one more try. */
             ts = upkeep(r, h, 1);
-            if (ts == MC_TOKEN_ENDED) {
-                return ended(r, h);
-            }
-            snap = ts == MC_TOKEN_OK ? mc_api_snapshot(r, h->rec) : 0;
-            if (snap < 0) {
-                ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                              "mc-session: Monei refuses the session's tokens; it ends");
-                return ended(r, h);
-            }
+            snap = ts == MC_TOKEN_OK ? mc_api_snapshot_ex(r, h->rec, &trouble) : 0;
+        }
+        /* A refused token says Monei answers: only failures count against it. */
+        mc_breaker_done(r, &ticket, snap != 0 ? NULL : &trouble);
+        if (ts == MC_TOKEN_ENDED) {
+            return ended(r, h);
+        }
+        if (snap < 0) {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                          "mc-session: Monei refuses the session's tokens; it ends");
+            return ended(r, h);
         }
         /* Write fresh data, or the first failure; not every request while Monei is down. */
         if (snap > 0 || h->rec->snapshot_stale != was_stale) {

@@ -3,6 +3,7 @@
  * memory segment kept by the parent across restarts, incremented with atomic operations. */
 #include "mod_mc.h"
 #include "mod_mc_status.h"
+#include "mod_mc_breaker.h"
 
 #include "http_protocol.h"
 #include <apr_atomic.h>
@@ -104,6 +105,7 @@ int mc_status_handler(request_rec *r)
             ap_rprintf(r, ",\"%s\":%u", stat_names[i].json,
                        apr_atomic_read32(&counters->counter[i]));
         }
+        mc_breaker_status(r, 1);
         ap_rputs("}\n", r);
         return OK;
     }
@@ -124,5 +126,6 @@ int mc_status_handler(request_rec *r)
                "# TYPE monei_connect_start_time_seconds gauge\n"
                "monei_connect_start_time_seconds %u\n",
                apr_atomic_read32(&counters->started_at));
+    mc_breaker_status(r, 0);
     return OK;
 }

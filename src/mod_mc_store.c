@@ -83,6 +83,33 @@ static const char *store_name(void)
     return mc_store_config.provider_name ? mc_store_config.provider_name : "shmcb";
 }
 
+/* ap_socache's dbm provider stores each entry as one pair of the APR DBM type apr-util was
+ * built with; Debian's is SDBM, whose key and value together must fit in PAIRMAX (1008)
+ * bytes. A session record (tokens, scopes, wallet and profile snapshots, encrypted) is
+ * larger than that, so every login would fail to store its session: refuse it at startup,
+ * with the reason, rather than accept it and fail every login. */
+#define MC_SDBM_PAIRMAX 1008
+#define MC_RECORD_TYPICAL 1500
+
+static int refuse_small_record_store(const char *name, apr_pool_t *ptemp)
+{
+    if (strcasecmp(name, "dbm")) {
+        return OK;
+    }
+    ap_log_error(APLOG_MARK, APLOG_EMERG | APLOG_STARTUP, 0, NULL,
+                 "mod_monei_connect: MoneiConnectSessionStore dbm%s%s%s: mod_socache_dbm "
+                 "stores an entry as one DBM pair, and APR's DBM here (SDBM on Debian) "
+                 "limits key + value to %d bytes, while a session record is about %d bytes "
+                 "(tokens and wallet/profile snapshots, encrypted): every login would fail "
+                 "to store its session. Use shmcb (one server), memcache or redis",
+                 mc_store_config.at.file ? " at " : "",
+                 mc_store_config.at.file ? mc_store_config.at.file : "",
+                 mc_store_config.at.file ? apr_psprintf(ptemp, ":%d",
+                                                        mc_store_config.at.line) : "",
+                 MC_SDBM_PAIRMAX, MC_RECORD_TYPICAL);
+    return !OK;
+}
+
 /* Startup check (also under `apachectl -t`): the provider is loaded and accepts its
  * arguments. The instance made here is only a check; post_config makes the real one. */
 int mc_store_check(apr_pool_t *pconf, apr_pool_t *ptemp)
@@ -104,6 +131,9 @@ int mc_store_check(apr_pool_t *pconf, apr_pool_t *ptemp)
                      mc_store_config.at.file ? apr_psprintf(ptemp, ":%d", mc_store_config.at.line)
                                              : "",
                      name, name, name, name);
+        return !OK;
+    }
+    if (refuse_small_record_store(name, ptemp) != OK) {
         return !OK;
     }
     if (!(mc_store_config.provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE)

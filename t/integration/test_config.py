@@ -121,7 +121,7 @@ MoneiConnectCookieSameSite Strict
 MoneiConnectCookieSecure Off
 MoneiConnectPKCE Off
 MoneiConnectSSLVerify On
-MoneiConnectTrustedReturnHost shop.example.com other.example:8443
+MoneiConnectTrustedReturnHost shop.example.com other.example:8443 app.example
 MoneiConnectOutboundProxy http://127.0.0.1:3128
 MoneiConnectSessionCookie mysess
 MoneiConnectSessionStore shmcb

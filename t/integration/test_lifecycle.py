@@ -239,6 +239,19 @@ def test_max_duration(sandbox, ca, httpd_factory):
     assert b.get(h.url + "/account/env.cgi").status_code == 302
 
 
+def back_when_breaker_closes(b, url):
+    """After a failure the breaker holds snapshot calls back for a second or two (more after
+    several failures); the first call after that brings fresh values."""
+    deadline = time.time() + 10
+    while True:
+        back = env(b, url)
+        if "MONEI_WALLET_STALE" not in back or time.time() > deadline:
+            break
+        time.sleep(0.3)
+    assert "MONEI_WALLET_STALE" not in back
+    return back
+
+
 @pytest.mark.parametrize("fault", [{"status": 503}, {"close": True}, {"delay": 6},
                                    {"body": "garbage"}])
 def test_stale_snapshot_when_monei_fails(race_site, sandbox, ca, fault):
@@ -257,8 +270,7 @@ def test_stale_snapshot_when_monei_fails(race_site, sandbox, ca, fault):
     assert stale["MONEI_WALLET_STALE"] == "1"
     assert stale["MONEI_WALLET_NAIRA_BALANCE"] == "1805.00"
     assert stale["MONEI_WALLET_UPDATED"] == fresh["MONEI_WALLET_UPDATED"]
-    back = env(b, race_site.url + "/quick/env.cgi")
-    assert "MONEI_WALLET_STALE" not in back
+    back = back_when_breaker_closes(b, race_site.url + "/quick/env.cgi")
     assert int(back["MONEI_WALLET_UPDATED"]) >= int(fresh["MONEI_WALLET_UPDATED"])
 
 
@@ -274,6 +286,5 @@ def test_expired_token_and_monei_down_serves_stale(race_site, sandbox, ca):
     assert stale["MONEI_WALLET_STALE"] == "1"
     assert stale["MONEI_WALLET_NAIRA_BALANCE"] == fresh["MONEI_WALLET_NAIRA_BALANCE"]
     sandbox.control("faults", method="DELETE")
-    back = env(b, race_site.url + "/quick/env.cgi")
-    assert "MONEI_WALLET_STALE" not in back
+    back = back_when_breaker_closes(b, race_site.url + "/quick/env.cgi")
     assert int(back["MONEI_TOKEN_EXPIRES"]) > int(fresh["MONEI_TOKEN_EXPIRES"])

@@ -467,3 +467,42 @@ class Memcached(Service):
         self.proc = subprocess.Popen(cmd)
         wait_port(self.port)
         return self
+
+
+class Tinyproxy(Service):
+    """A private tinyproxy (Debian's) on a loopback port, its config and log under the run
+    directory: the outbound HTTP proxy between the module and Monei."""
+
+    def __init__(self, name="tinyproxy"):
+        self.port = free_port()
+        self.dir = os.path.join(RUN, name)
+        self.log = os.path.join(self.dir, "tinyproxy.log")
+        self.proc = None
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def start(self):
+        os.makedirs(self.dir, exist_ok=True)
+        os.chmod(self.dir, 0o777)
+        conf = os.path.join(self.dir, "tinyproxy.conf")
+        with open(conf, "w") as f:
+            # No ConnectPort line: CONNECT to the sandbox's TLS port (not 443) is allowed.
+            f.write("Port %d\nListen 127.0.0.1\nTimeout 30\nLogFile \"%s\"\nLogLevel Info\n"
+                    "MaxClients 50\nAllow 127.0.0.1\nDisableViaHeader Yes\n"
+                    % (self.port, self.log))
+        out = open(os.path.join(self.dir, "stdout.log"), "a")
+        self.proc = subprocess.Popen(["tinyproxy", "-d", "-c", conf], stdout=out, stderr=out)
+        wait_port(self.port)
+        return self
+
+    def requests(self):
+        """The request lines the proxy logged ("GET http://…", "CONNECT host:port")."""
+        try:
+            with open(self.log, errors="replace") as f:
+                text = f.read()
+        except OSError:
+            return []
+        return [line.split("): ", 1)[1] for line in text.splitlines()
+                if "Request (file descriptor" in line and "): " in line]
