@@ -980,8 +980,13 @@ static int check_logout_redirects(apr_pool_t *p, server_rec *main_s, const ap_di
             const char *args = d->args;
             const char *value = ap_getword_conf(p, &args);
             const char *safe = NULL;
-            if (mc_return_to_check(p, value, vs->server_hostname ? vs->server_hostname : "",
-                                   c->trusted_hosts, &safe) != APR_SUCCESS) {
+            mc_origin_t here;
+            /* This server as its redirect URI names it (requests are checked against their
+             * own canonical name and port). */
+            here.scheme = c->redirect_scheme ? c->redirect_scheme : "http";
+            here.host = c->redirect_host ? c->redirect_host : vs->server_hostname;
+            here.port = c->redirect_port != MC_UNSET ? c->redirect_port : vs->port;
+            if (mc_return_to_check(p, value, &here, c->trusted_hosts, &safe) != APR_SUCCESS) {
                 ap_log_error(APLOG_MARK, APLOG_EMERG | APLOG_STARTUP, 0, NULL,
                              "mod_monei_connect: MoneiConnectLogoutRedirect at %s:%d: '%s' is "
                              "neither a path on this site nor a URL on this server's name or "
