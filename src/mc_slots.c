@@ -25,6 +25,7 @@ typedef struct {
     apr_uint64_t stripe_bytes;
     apr_uint64_t total_bytes;
     apr_uint64_t seed[2];               /* hash key: spread keys nobody can aim at one stripe */
+    apr_uint32_t rebuilds;              /* stripes rebuilt after a writer died (atomic) */
 } mc_slots_header;
 
 /* A stripe's head: the caller's lock room, then its own state on another cache line. */
@@ -69,6 +70,8 @@ struct mc_slots {
     apr_uint32_t stripes, b, ixn, slot_bytes, value_max;
     apr_uint64_t stripe_bytes;
     apr_uint64_t seed[2];
+    mc_slots_rebuilt_fn *rebuilt;
+    void *rebuilt_baton;
 };
 
 typedef struct {
@@ -496,6 +499,7 @@ apr_status_t mc_slots_get(mc_slots *t, const mc_slots_key *k, apr_time_t now,
     }
     sl = slot_at(t, r.st, r.ix[i].slot - 1);
     if (sl->val_len > cap) {
+        *len = sl->val_len;
         return APR_ENOSPC;
     }
     memcpy(buf, value_of(sl), sl->val_len);
@@ -580,6 +584,7 @@ void mc_slots_stats(const mc_slots *t, mc_slots_stats_t *st)
     st->value_max = t->value_max;
     st->used = 0;
     st->evictions = 0;
+    st->rebuilds = apr_atomic_read32(&t->h->rebuilds);
     for (s = 0; s < t->stripes; s++) {
         mc_slots_stripe *sp = stripe_at(t, s);
         st->used += apr_atomic_read32(&sp->used);
@@ -698,4 +703,14 @@ void mc_slots_stripe_rebuild(mc_slots *t, unsigned stripe)
         used++;
     }
     apr_atomic_set32(&r.st->used, used);
+    apr_atomic_inc32(&t->h->rebuilds);
+    if (t->rebuilt) {
+        t->rebuilt(t->rebuilt_baton, stripe, used);
+    }
+}
+
+void mc_slots_on_rebuild(mc_slots *t, mc_slots_rebuilt_fn *fn, void *baton)
+{
+    t->rebuilt = fn;
+    t->rebuilt_baton = baton;
 }

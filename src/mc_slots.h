@@ -78,6 +78,7 @@ typedef struct {
     apr_uint32_t value_max;     /* R */
     apr_uint32_t used;          /* slots holding an entry (expired ones until freed) */
     apr_uint64_t evictions;     /* live entries evicted for room since create */
+    apr_uint32_t rebuilds;      /* stripes rebuilt since create (mc_slots_stripe_rebuild) */
 } mc_slots_stats_t;
 
 /* Bytes of the block for `entries` entries of values up to `value_max` bytes; 0 when either
@@ -109,7 +110,8 @@ int mc_slots_stripe_of(const mc_slots *t, const char *key);
 /* The operations: the caller holds the lock of k's stripe; now decides expiry.
  *
  * get: copies the value into buf (cap bytes); *len its length, *expiry (if not NULL) its
- * expiry. APR_NOTFOUND when absent or expired; APR_ENOSPC when cap is too small. */
+ * expiry. APR_NOTFOUND when absent or expired; APR_ENOSPC when cap is too small, with *len
+ * the length needed. */
 apr_status_t mc_slots_get(mc_slots *t, const mc_slots_key *k, apr_time_t now,
                           unsigned char *buf, apr_size_t cap, apr_size_t *len,
                           apr_time_t *expiry);
@@ -131,7 +133,13 @@ void mc_slots_stats(const mc_slots *t, mc_slots_stats_t *st);
 /* Under the stripe's lock: check the stripe's structure. APR_SUCCESS when consistent. */
 apr_status_t mc_slots_stripe_verify(const mc_slots *t, unsigned stripe);
 /* Under the stripe's lock: make the stripe consistent again after a writer died in it,
- * keeping every entry whose slot is intact. */
+ * from its slots: every entry whose slot header is whole is kept (of a key found twice, the
+ * later expiry). A value cut short while being replaced in place is kept torn: the values
+ * are sealed records, which then fail to open as a forged one would. */
 void mc_slots_stripe_rebuild(mc_slots *t, unsigned stripe);
+/* Called (in this process, through this handle) after each rebuild, with the entries kept:
+ * the caller logs it. */
+typedef void mc_slots_rebuilt_fn(void *baton, unsigned stripe, apr_uint32_t kept);
+void mc_slots_on_rebuild(mc_slots *t, mc_slots_rebuilt_fn *fn, void *baton);
 
 #endif

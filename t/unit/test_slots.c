@@ -169,7 +169,8 @@ static void test_round_trips(apr_pool_t *p)
     mc_slots_key_make(t, "a:s", &k);
     CHECK(mc_slots_get(t, &k, T0, buf, sizeof(buf), &n, &exp) == APR_SUCCESS && exp == LATER,
           "get gives the expiry");
-    CHECK(mc_slots_get(t, &k, T0, buf, 7, &n, NULL) == APR_ENOSPC, "too small a buffer: ENOSPC");
+    CHECK(mc_slots_get(t, &k, T0, buf, 7, &n, NULL) == APR_ENOSPC && n == 8,
+          "too small a buffer: ENOSPC, with the length needed");
     CHECK(put(t, "a:s", T0, LATER, "a longer record-a") == APR_SUCCESS
           && holds(t, "a:s", T0, "a longer record-a"), "replace with a longer value");
     CHECK(put(t, "a:s", T0, LATER, "x") == APR_SUCCESS && holds(t, "a:s", T0, "x"),
@@ -596,9 +597,16 @@ static void test_attach(apr_pool_t *p)
     CHECK(mc_slots_attach(moved, size, 5000, 100, p, &again) == APR_SUCCESS, "restored: attaches");
 }
 
+static void rebuilt(void *baton, unsigned stripe, apr_uint32_t kept)
+{
+    *(apr_uint32_t *)baton = stripe == 0 ? kept : 0;
+}
+
 /* A writer that died in a stripe: rebuild keeps every intact entry. */
 static void test_rebuild(apr_pool_t *p)
 {
+    mc_slots_stats_t st;
+    apr_uint32_t kept = 0;
     mc_slots *t = table(p, 1000, 64);
     mc_slots_key k;
     unsigned char buf[64];
@@ -622,7 +630,10 @@ static void test_rebuild(apr_pool_t *p)
     ix = (unsigned char *)mc_slots_lock_area(t, 0) + 128;
     memset(ix + 16 * 100, 0, 16 * 300);
     CHECK(mc_slots_stripe_verify(t, 0) != APR_SUCCESS, "verify finds the damage");
+    mc_slots_on_rebuild(t, rebuilt, &kept);
     mc_slots_stripe_rebuild(t, 0);
+    mc_slots_stats(t, &st);
+    CHECK(kept == 900 && st.rebuilds == 1, "the rebuild is reported and counted");
     CHECK(mc_slots_stripe_verify(t, 0) == APR_SUCCESS, "rebuilt stripe consistent");
     seed = 8;
     for (i = 0; i < 900; i++) {
