@@ -72,7 +72,7 @@ static apr_status_t begin(mc_slots *t, const char *key, mc_slots_key *k, unsigne
         return rv;
     }
     *stripe = mc_slots_key_stripe(t, k);
-    return mc_slots_lock(t, *stripe);
+    return mc_slots_lock(t, *stripe) == APR_SUCCESS ? APR_SUCCESS : MC_SLOTS_ELOCK;
 }
 
 /* A copy of the value from p, under the lock: asked for its length first, so the copy is

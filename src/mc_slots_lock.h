@@ -24,8 +24,9 @@ apr_status_t mc_slots_lock(mc_slots *t, unsigned stripe);
 void mc_slots_unlock(mc_slots *t, unsigned stripe);
 
 /* The operations by key string, each under the key's stripe lock, with the statuses of
- * mc_slots.h (MC_SLOTS_EVICTED included), APR_EINVAL for an unusable key, or the lock's
- * error. */
+ * mc_slots.h (MC_SLOTS_EVICTED included), APR_EINVAL for an unusable key, or MC_SLOTS_ELOCK
+ * when the stripe's lock could not be taken (a mutex left unrecoverable). */
+#define MC_SLOTS_ELOCK (APR_OS_START_USERERR + 1718)
 
 /* *data: a copy from p, NUL-terminated (not counted in *len). */
 apr_status_t mc_slots_lget(mc_slots *t, const char *key, apr_time_t now, apr_pool_t *p,

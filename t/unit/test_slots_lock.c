@@ -5,6 +5,8 @@
 
 #include <apr_general.h>
 #include <apr_strings.h>
+#include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,6 +259,23 @@ static void test_dead_holder(apr_pool_t *p)
     NOTE("stripes rebuilt after a kill: %u", st.rebuilds);
     CHECK(lost == 0, "and the entries they did not touch are all there");
     CHECK(hammer(t, 99, 20000) == 0, "the table works as before");
+
+    /* A mutex left unrecoverable (taken from a dead holder, released without repair). */
+    if ((pid = fork()) == 0) {
+        mc_slots_lock(t, 1);
+        _exit(0);
+    }
+    waitpid(pid, &status, 0);
+    if (pthread_mutex_lock(mc_slots_lock_area(t, 1)) == EOWNERDEAD) {
+        pthread_mutex_unlock(mc_slots_lock_area(t, 1));
+    }
+    for (i = 0, lost = 0; i < 1000; i++) {
+        apr_snprintf(key, sizeof(key), "keep-%d", i);
+        if (mc_slots_stripe_of(t, key) == 1) {
+            lost += mc_slots_lput(t, key, T0, LATER, (unsigned char *)"x", 1) != MC_SLOTS_ELOCK;
+        }
+    }
+    CHECK(lost == 0, "then every operation on its stripe: MC_SLOTS_ELOCK");
 }
 
 int main(void)
