@@ -9,7 +9,7 @@
  * key's hash picks its stripe, and everything about the key stays inside that stripe: its
  * index entry, its probe sequence and its data slot. So one lock per stripe makes every
  * operation atomic, and operations on different stripes never touch the same bytes
- * (beyond the read-only header). Each stripe has:
+ * (beyond the header, written only by a rebuild). Each stripe has:
  *   - MC_SLOTS_LOCK_BYTES of opaque room for the caller's lock (zeroed by create, never
  *     touched by the table), so the locks can live in the same shared block;
  *   - B data slots (key, expiry, value of up to R bytes), handed out from a free list;
@@ -24,7 +24,7 @@
  * more stripes, keys spread over them at random (keyed hash, seed made at create), and B
  * is the Bernstein bound that N random keys put more than B into some stripe with
  * probability below 1e-9: a table made for N holds N entries. The headroom this costs is
- * about 13 % at N = 100,000 and shrinks as N grows; the index adds 32 bytes per slot or less.
+ * about 13 % at N = 100,000 and shrinks as N grows; the index adds 32 to 64 bytes per slot.
  * mc_slots_size_for(N, R) is the exact size of the block.
  *
  * Expiry is checked on every read: an expired entry is absent, and its slot is freed when
