@@ -17,45 +17,6 @@
 
 int mc_config_in_use;
 
-mc_srv_cfg *mc_srv(const request_rec *r)
-{
-    return ap_get_module_config(r->server->module_config, &monei_connect_module);
-}
-
-mc_dir_cfg *mc_dir(const request_rec *r)
-{
-    return ap_get_module_config(r->per_dir_config, &monei_connect_module);
-}
-
-/* Per-request state; an internal redirect or subrequest shares the original's, so the
- * cookies taken from the first request are still known. */
-mc_req_ctx *mc_ctx(request_rec *r)
-{
-    mc_req_ctx *ctx = ap_get_module_config(r->request_config, &monei_connect_module);
-    request_rec *orig;
-
-    if (ctx) {
-        return ctx;
-    }
-    for (orig = r; orig->prev || orig->main; orig = orig->prev ? orig->prev : orig->main) {
-        ctx = ap_get_module_config((orig->prev ? orig->prev : orig->main)->request_config,
-                                   &monei_connect_module);
-        if (ctx) {
-            break;
-        }
-    }
-    if (!ctx) {
-        ctx = apr_pcalloc(r->pool, sizeof(*ctx));
-    }
-    ap_set_module_config(r->request_config, &monei_connect_module, ctx);
-    return ctx;
-}
-
-int mc_server_active(const mc_srv_cfg *c)
-{
-    return c->client_id && c->client_secret && c->redirect_uri && c->keyring;
-}
-
 static int mc_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
     mc_config_pre(pconf);
@@ -86,6 +47,7 @@ static int mc_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     apr_pool_cleanup_register(pconf, NULL, mc_curl_cleanup, apr_pool_cleanup_null);
+    mc_config_resolve(s);
     if (mc_session_post_config(pconf, s) != OK || mc_status_post_config(pconf, s) != OK) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }

@@ -185,7 +185,7 @@ static void check_escapes(apr_pool_t *p, const char *s)
 
 static void check_ids(apr_pool_t *p, const char *s)
 {
-    const char *k = mc_store_key(p, 't', s);
+    const char *k = mc_store_key(p, 't', NULL, s);
     unsigned char *out = NULL;
     apr_size_t olen = 0;
     size_t i;

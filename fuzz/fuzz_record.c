@@ -111,8 +111,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             "fuzz old passphrase, public, rotation key",
         };
         if (mc_keyring_create(fz_root, pass, 2, &kr) != APR_SUCCESS) abort();
-        aad_s = mc_store_key(fz_root, 's', "fuzz-session-id");
-        aad_t = mc_store_key(fz_root, 't', "fuzz-state-id");
+        aad_s = mc_store_key(fz_root, 's', NULL, "fuzz-session-id");
+        aad_t = mc_store_key(fz_root, 't', NULL, "fuzz-state-id");
         if (!aad_s || !aad_t) abort();
     }
     p = fz_pool();

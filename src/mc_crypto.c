@@ -364,24 +364,31 @@ char *mc_pkce_challenge(apr_pool_t *p, const char *verifier)
     return mc_b64url_encode(p, md, sizeof(md));
 }
 
-char *mc_store_key(apr_pool_t *p, char kind, const char *id)
+char *mc_store_key(apr_pool_t *p, char kind, const char *realm, const char *id)
 {
     unsigned char md[MC_SHA256_LEN];
-    mc_part_t parts[3];
+    mc_part_t parts[5];
+    int n = 0;
     char *enc;
 
-    if (!id || kind < 'a' || kind > 'z') {
+    if (!id || kind < 'a' || kind > 'z' || (realm && strchr(realm, '\n'))) {
         return NULL;
     }
-    /* The label and the one-byte kind are fixed-length prefixes, so the
-     * concatenation is unambiguous. */
-    parts[0].data = mc_store_label;
-    parts[0].len = sizeof(mc_store_label) - 1;
-    parts[1].data = &kind;
-    parts[1].len = 1;
-    parts[2].data = id;
-    parts[2].len = strlen(id);
-    if (mc_sha256_parts(parts, 3, md) != APR_SUCCESS) {
+    /* The label and the one-byte kind are fixed-length prefixes and the realm ends at its
+     * newline, so the concatenation is unambiguous. */
+    parts[n].data = mc_store_label;
+    parts[n++].len = sizeof(mc_store_label) - 1;
+    parts[n].data = &kind;
+    parts[n++].len = 1;
+    if (realm) {
+        parts[n].data = realm;
+        parts[n++].len = strlen(realm);
+        parts[n].data = "\n";
+        parts[n++].len = 1;
+    }
+    parts[n].data = id;
+    parts[n++].len = strlen(id);
+    if (mc_sha256_parts(parts, n, md) != APR_SUCCESS) {
         return NULL;
     }
     /* The hash comes first: shmcb picks the sub-cache from the key's first byte, and a

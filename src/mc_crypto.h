@@ -99,12 +99,14 @@ apr_status_t mc_record_open(apr_pool_t *p, const mc_keyring_t *kr,
                             const unsigned char *in, apr_size_t inlen,
                             unsigned char **plain, apr_size_t *plen);
 
-/* Store key for a cookie/state id: "<kind>:" + b64url(first 24 bytes of
- * SHA-256("mod_monei_connect store v1" || kind || id)). kind is a lower-case
- * letter ('s' session, 't' state, 'l' lock). Independent of the passphrases,
- * so rotating keys keeps sessions reachable; one-way, so a store dump does not
- * reveal cookie values. NULL if kind is not a-z or id is NULL. */
-char *mc_store_key(apr_pool_t *p, char kind, const char *id);
+/* Store key for a cookie/state id: b64url(first 24 bytes of
+ * SHA-256("mod_monei_connect store v1" || kind || [realm || "\n"] || id)) + ":" + kind.
+ * kind is a lower-case letter ('s' session, 't' state). realm (the client id; NULL for
+ * none) binds the key to one server identity: the same cookie names another key, and so
+ * another record and another sealing aad, under another client id. Independent of the
+ * passphrases, so rotating keys keeps sessions reachable; one-way, so a store dump does not
+ * reveal cookie values. NULL if kind is not a-z, id is NULL or realm holds a newline. */
+char *mc_store_key(apr_pool_t *p, char kind, const char *realm, const char *id);
 
 #ifdef __cplusplus
 }

@@ -16,6 +16,7 @@
 typedef struct {
     char id[MC_KEYBUF];                     /* NUL-padded; "" = empty */
     char key[MC_KEYBUF];
+    const void *realm;
     apr_uint32_t version;
     apr_time_t fetched;
     unsigned char *data;                    /* malloc'd, grows to the largest record */
@@ -140,8 +141,8 @@ static mc_rc_entry *lock_entry(mc_reccache *c, const char *id, apr_thread_mutex_
     return &c->entries[idx];
 }
 
-int mc_reccache_get(mc_reccache *c, const char *id, apr_time_t now, apr_pool_t *p,
-                    unsigned char **data, apr_size_t *len, const char **key)
+int mc_reccache_get(mc_reccache *c, const void *realm, const char *id, apr_time_t now,
+                    apr_pool_t *p, unsigned char **data, apr_size_t *len, const char **key)
 {
     char want[MC_KEYBUF];
     apr_thread_mutex_t *lock;
@@ -152,7 +153,7 @@ int mc_reccache_get(mc_reccache *c, const char *id, apr_time_t now, apr_pool_t *
         return 0;
     }
     if (e->len && same_id(e->id, want)) {
-        if (e->version == mc_versions_get(c->versions, e->key)
+        if (e->realm == realm && e->version == mc_versions_get(c->versions, e->key)
             && now >= e->fetched && now - e->fetched < c->max_age) {
             unsigned char *copy = apr_palloc(p, e->len + 1);
             memcpy(copy, e->data, e->len);
@@ -171,8 +172,9 @@ int mc_reccache_get(mc_reccache *c, const char *id, apr_time_t now, apr_pool_t *
     return hit;
 }
 
-void mc_reccache_put(mc_reccache *c, const char *id, const char *key, apr_uint32_t version,
-                     apr_time_t now, const unsigned char *data, apr_size_t len)
+void mc_reccache_put(mc_reccache *c, const void *realm, const char *id, const char *key,
+                     apr_uint32_t version, apr_time_t now, const unsigned char *data,
+                     apr_size_t len)
 {
     char want[MC_KEYBUF];
     apr_thread_mutex_t *lock;
@@ -198,6 +200,7 @@ void mc_reccache_put(mc_reccache *c, const char *id, const char *key, apr_uint32
     memcpy(e->data, data, len);
     memcpy(e->id, want, sizeof(want));
     apr_cpystrn(e->key, key, sizeof(e->key));
+    e->realm = realm;
     e->len = len;
     e->version = version;
     e->fetched = now;

@@ -40,15 +40,20 @@ typedef struct mc_reccache mc_reccache;
 apr_status_t mc_reccache_create(apr_pool_t *p, apr_uint32_t *versions, unsigned entries,
                                 apr_interval_time_t max_age, mc_reccache **out);
 
-/* 1 when the cache holds id, its store key's slot still has the version noted at the read,
- * and the entry is younger than max_age: *data is a NUL-terminated copy of the record and
- * *key the store key, both allocated from p (the caller wipes *data). 0 otherwise. */
-int mc_reccache_get(mc_reccache *c, const char *id, apr_time_t now, apr_pool_t *p,
-                    unsigned char **data, apr_size_t *len, const char **key);
+/* Every entry belongs to a realm: an opaque pointer naming the server identity (client id
+ * and keys) that opened it. A record is only ever served to the realm that put it, so one
+ * virtual host never opens a session of another through this cache. */
 
-/* Keep the record of id, read from the store under `key` at `version`. */
-void mc_reccache_put(mc_reccache *c, const char *id, const char *key, apr_uint32_t version,
-                     apr_time_t now, const unsigned char *data, apr_size_t len);
+/* 1 when the cache holds id for realm, its store key's slot still has the version noted at
+ * the read, and the entry is younger than max_age: *data is a NUL-terminated copy of the record and
+ * *key the store key, both allocated from p (the caller wipes *data). 0 otherwise. */
+int mc_reccache_get(mc_reccache *c, const void *realm, const char *id, apr_time_t now,
+                    apr_pool_t *p, unsigned char **data, apr_size_t *len, const char **key);
+
+/* Keep the record of id in realm, read from the store under `key` at `version`. */
+void mc_reccache_put(mc_reccache *c, const void *realm, const char *id, const char *key,
+                     apr_uint32_t version, apr_time_t now, const unsigned char *data,
+                     apr_size_t len);
 
 /* Drop id (the store no longer has its record). */
 void mc_reccache_forget(mc_reccache *c, const char *id);

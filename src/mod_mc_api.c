@@ -9,20 +9,15 @@
 
 APLOG_USE_MODULE(monei_connect);
 
-mc_http_opts mc_api_opts(const mc_srv_cfg *c)
+static mc_http_opts mc_api_opts(const mc_srv_cfg *c)
 {
     mc_http_opts o;
-    o.connect_timeout = c->connect_timeout != MC_UNSET ? c->connect_timeout : 5;
-    o.total_timeout = c->total_timeout != MC_UNSET ? c->total_timeout : 10;
+    o.connect_timeout = c->connect_timeout;
+    o.total_timeout = c->total_timeout;
     o.ca_file = c->ca_file;
     o.verify = c->ssl_verify != 0;   /* unset means On */
     o.proxy = c->outbound_proxy;
     return o;
-}
-
-static const char *api_base(const mc_srv_cfg *c)
-{
-    return c->api_base ? c->api_base : "https://api.monei.cc/api/v1";
 }
 
 /* One call, with the outcome folded into res and logged once. */
@@ -32,7 +27,7 @@ static const mc_http_response *call(request_rec *r, const char *what, const char
     mc_srv_cfg *c = mc_srv(r);
     mc_http_opts o = mc_api_opts(c);
     mc_http_response *resp = apr_pcalloc(r->pool, sizeof(*resp));
-    const char *url = apr_pstrcat(r->pool, api_base(c), path, NULL);
+    const char *url = apr_pstrcat(r->pool, c->api_base, path, NULL);
 
     memset(res, 0, sizeof(*res));
     res->retry_after = -1;

@@ -1,8 +1,6 @@
-/* AuthType MoneiConnect: authentication, token upkeep on the way, and what downstream
- * content sees (environment and/or request headers). */
+/* AuthType MoneiConnect: authentication (the session made ready by mod_mc_refresh.c), and
+ * what downstream content sees (environment and/or request headers). */
 #include "mod_mc.h"
-#include "mod_mc_store.h"
-#include "mod_mc_status.h"
 #include "mc_monei.h"
 #include "mc_text.h"
 
@@ -38,158 +36,6 @@ int mc_post_read_request(request_rec *r)
     return DECLINED;
 }
 
-/* Use a record another request wrote after refreshing (keep our activity stamp). */
-static int adopt_if_refreshed(request_rec *r, mc_session_rec **s)
-{
-    mc_req_ctx *ctx = mc_ctx(r);
-    mc_session_rec *fresh = NULL;
-    if (mc_session_load_key(r, ctx->store_key, &fresh) == APR_SUCCESS
-        && fresh->generation != (*s)->generation) {
-        fresh->last_active = (*s)->last_active;
-        ctx->sess = *s = fresh;
-        return 1;
-    }
-    if (fresh) {
-        ctx->sess = *s = fresh;
-    }
-    return 0;
-}
-
-/* Refresh the access token when due. Returns 1 when the session may be used, 0 when the
- * session ended (refresh token rejected), -1 when no usable token could be had.
- *
- * One refresh per session at a time: a lock record in the store (expiring only after the
- * longest possible call to Monei). Requests whose token still works do not wait; requests
- * whose token has expired wait for the holder and take the record it wrote. A request that
- * loses a race across servers (Monei answers 401 for a rotated token) re-reads the store. */
-static int upkeep_token(request_rec *r, mc_session_rec *s, int force)
-{
-    mc_srv_cfg *c = mc_srv(r);
-    mc_req_ctx *ctx = mc_ctx(r);
-    long before = c->refresh_before != MC_UNSET ? c->refresh_before : 60;
-    mc_http_opts o = mc_api_opts(c);
-    apr_interval_time_t ttl = apr_time_from_sec(o.total_timeout + 10);
-    apr_time_t deadline = apr_time_now() + ttl;
-    apr_int64_t now = apr_time_sec(apr_time_now());
-    int must = force || now >= s->expires_at;
-    const char *lock_key;
-    mc_api_result res;
-    apr_status_t rv;
-
-    if (!force && now < s->expires_at - before) {
-        return 1;
-    }
-    if (!force && s->refresh_after > now) {
-        /* Monei asked us to wait (429): use the token while it lasts. */
-        return must ? -1 : 1;
-    }
-    lock_key = mc_store_key(r->pool, 'l', ctx->session_id);
-    while ((rv = mc_store_lock(r->server, lock_key, ttl, r->pool)) == APR_EBUSY) {
-        if (!must) {
-            return 1;
-        }
-        apr_sleep(apr_time_from_msec(50));
-        if (adopt_if_refreshed(r, &s)) {
-            return 1;
-        }
-        if (apr_time_now() > deadline) {
-            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
-                          "mc-refresh: gave up waiting for another request's refresh");
-            return -1;
-        }
-    }
-    if (rv != APR_SUCCESS) {
-        return must ? -1 : 1;
-    }
-    if (adopt_if_refreshed(r, &s)) {
-        mc_store_remove(r->server, lock_key, r->pool);
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
-                      "mc-refresh: another request refreshed this session already");
-        return 1;
-    }
-    if (mc_api_refresh(r, s, &res)) {
-        mc_stat_inc(MC_STAT_REFRESH_OK);
-        mc_session_save(r, s, ctx->store_key);
-        ctx->dirty = 0;
-        mc_store_remove(r->server, lock_key, r->pool);
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mc-refresh: tokens rotated");
-        return 1;
-    }
-    mc_stat_inc(res.http_status == 429 ? MC_STAT_REFRESH_429 : MC_STAT_REFRESH_FAILED);
-    if (res.http_status == 429) {
-        s->refresh_after = now + (res.retry_after > 0 ? res.retry_after : 30);
-        mc_session_save(r, s, ctx->store_key);
-        ctx->dirty = 0;
-        mc_store_remove(r->server, lock_key, r->pool);
-        return must ? -1 : 1;
-    }
-    mc_store_remove(r->server, lock_key, r->pool);
-    if (res.http_status == 401 || res.http_status == 400 || res.http_status == 404) {
-        /* Another server may have won a race for the same refresh token. */
-        if (adopt_if_refreshed(r, &s)) {
-            return 1;
-        }
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                      "mc-refresh: Monei rejected the refresh token; the session ends");
-        return 0;
-    }
-    return must ? -1 : 1;
-}
-
-/* Load the session and bring token and snapshot up to date. */
-mc_sess_result mc_session_ready(request_rec *r)
-{
-    mc_req_ctx *ctx = mc_ctx(r);
-    mc_sess_result sr = mc_session_load(r);
-    long max_age = mc_cfg_wallet_max_age(mc_dir(r));
-    apr_int64_t now = apr_time_sec(apr_time_now());
-    int rc;
-
-    if (sr != MC_SESS_OK || ctx->exported) {
-        return sr;
-    }
-    rc = upkeep_token(r, ctx->sess, 0);
-    if (rc == 0) {
-        mc_stat_inc(MC_STAT_REVOKED);
-        mc_session_destroy(r);
-        return MC_SESS_NONE;
-    }
-    if (rc > 0 && (max_age == 0 || now - ctx->sess->snapshot_at >= max_age)) {
-        mc_session_rec *s = ctx->sess;
-        int was_stale = s->snapshot_stale;
-        int snap = mc_api_snapshot(r, s);
-        if (snap < 0) {
-            /* The token was refused: one refresh, then one more try. */
-            rc = upkeep_token(r, s, 1);
-            if (rc == 0) {
-                mc_stat_inc(MC_STAT_REVOKED);
-                mc_session_destroy(r);
-                return MC_SESS_NONE;
-            }
-            s = ctx->sess;
-            snap = rc > 0 ? mc_api_snapshot(r, s) : 0;
-            if (snap < 0) {
-                ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                              "mc-session: Monei refuses the session's tokens; it ends");
-                mc_stat_inc(MC_STAT_REVOKED);
-                mc_session_destroy(r);
-                return MC_SESS_NONE;
-            }
-        }
-        /* Write fresh data, or the first failure; not every request while Monei is down. */
-        if (snap > 0 || s->snapshot_stale != was_stale) {
-            ctx->dirty = 1;
-        }
-    }
-    else if (rc < 0 && (max_age == 0 || now - ctx->sess->snapshot_at >= max_age)
-             && !ctx->sess->snapshot_stale) {
-        /* No usable token (Monei unreachable): the page gets the last snapshot, marked. */
-        ctx->sess->snapshot_stale = 1;
-        ctx->dirty = 1;
-    }
-    return MC_SESS_OK;
-}
-
 /* ---------------------------------------------------------------- export */
 
 static int header_prefixed(void *rec, const char *key, const char *value)
@@ -203,7 +49,7 @@ static int header_prefixed(void *rec, const char *key, const char *value)
 }
 
 /* No client can forge our headers: anything with the prefix is removed first. */
-void mc_scrub_headers(request_rec *r)
+static void mc_scrub_headers(request_rec *r)
 {
     apr_array_header_t *drop = apr_array_make(r->pool, 4, sizeof(const char *));
     int i;
@@ -312,16 +158,16 @@ static int put_table_var(void *rec, const char *key, const char *value)
     return 1;
 }
 
-void mc_export(request_rec *r, const mc_session_rec *s)
+static void mc_export(request_rec *r, const mc_session_rec *s)
 {
     mc_dir_cfg *d = mc_dir(r);
-    mc_req_ctx *ctx = mc_ctx(r);
+    mc_req_notes *n = mc_notes(r);
     mc_exporter x;
 
-    if (ctx->exported) {
+    if (n->exported) {
         return;
     }
-    ctx->exported = 1;
+    n->exported = 1;
     mc_scrub_headers(r);
     x.r = r;
     x.mode = mc_cfg_export(d);
@@ -394,10 +240,19 @@ static int unauthenticated(request_rec *r, mc_sess_result sr)
     return mc_login_start(r, mc_original_url(r), mc_cfg_scope(mc_dir(r)), NULL);
 }
 
+/* A connected user: REMOTE_USER, the variables, and the record written back if it changed. */
+static void connected(request_rec *r, mc_session_t *h)
+{
+    r->user = apr_pstrdup(r->pool, h->rec->subject ? h->rec->subject : "");
+    r->ap_auth_type = MC_AUTH_TYPE;
+    mc_export(r, h->rec);
+    mc_session_finish(r, h);
+}
+
 int mc_check_authn(request_rec *r)
 {
+    mc_session_t *h;
     mc_sess_result sr;
-    mc_req_ctx *ctx;
 
     if (!is_ours(r)) {
         return DECLINED;
@@ -408,15 +263,11 @@ int mc_check_authn(request_rec *r)
                       "RedirectURI/CryptoPassphrase");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    ctx = mc_ctx(r);
-    sr = mc_session_ready(r);
+    sr = mc_session_ready(r, &h);
     if (sr != MC_SESS_OK) {
         return unauthenticated(r, sr);
     }
-    r->user = apr_pstrdup(r->pool, ctx->sess->subject ? ctx->sess->subject : "");
-    r->ap_auth_type = MC_AUTH_TYPE;
-    mc_export(r, ctx->sess);
-    mc_session_finish(r);
+    connected(r, h);
     return OK;
 }
 
@@ -424,19 +275,12 @@ int mc_check_authn(request_rec *r)
  * reach check_authn; they still get the variables, as under MoneiConnectUnauthAction pass. */
 int mc_fixups(request_rec *r)
 {
-    mc_req_ctx *ctx;
-    if (!is_ours(r) || !mc_server_active(mc_srv(r))) {
+    mc_session_t *h;
+    if (!is_ours(r) || !mc_server_active(mc_srv(r)) || mc_notes(r)->exported) {
         return DECLINED;
     }
-    ctx = mc_ctx(r);
-    if (ctx->exported) {
-        return DECLINED;
-    }
-    if (mc_session_ready(r) == MC_SESS_OK) {
-        r->user = apr_pstrdup(r->pool, ctx->sess->subject ? ctx->sess->subject : "");
-        r->ap_auth_type = MC_AUTH_TYPE;
-        mc_export(r, ctx->sess);
-        mc_session_finish(r);
+    if (mc_session_ready(r, &h) == MC_SESS_OK) {
+        connected(r, h);
     }
     else {
         mc_export(r, NULL);

@@ -35,22 +35,6 @@ static const char *scope_parse(cmd_parms *cmd, const char *require_line, const v
     return NULL;
 }
 
-/* Absolute URL of the redirect URI path that starts a step-up login: ap_custom_response
- * turns a 403 into a redirect only for absolute URLs, and the login itself (state, cookie)
- * then happens in a request of its own. */
-const char *mc_stepup_url(request_rec *r, const char *scopes, const char *return_to)
-{
-    mc_srv_cfg *c = mc_srv(r);
-    const char *base = c->redirect_uri;
-    const char *q = ap_strchr_c(base, '?');
-    if (q) {
-        base = apr_pstrmemdup(r->pool, base, q - base);
-    }
-    return apr_pstrcat(r->pool, base, "?login&stepup&scope=",
-                       ap_escape_urlencoded(r->pool, scopes), "&return_to=",
-                       ap_escape_urlencoded(r->pool, return_to), NULL);
-}
-
 static int recently_declined(const mc_session_rec *s, const char *missing, apr_pool_t *p)
 {
     char *copy, *last, *w;
@@ -70,7 +54,7 @@ static authz_status scope_check(request_rec *r, const char *require_line, const 
 {
     const apr_array_header_t *need = parsed;
     const char *t = ap_auth_type(r);
-    mc_req_ctx *ctx;
+    mc_session_t *h;
     const char *missing, *page_url;
     mc_dir_cfg *d = mc_dir(r);
 
@@ -80,24 +64,24 @@ static authz_status scope_check(request_rec *r, const char *require_line, const 
     if (!t || strcasecmp(t, MC_AUTH_TYPE) || !mc_server_active(mc_srv(r))) {
         return AUTHZ_DENIED;
     }
-    ctx = mc_ctx(r);
-    if (!ctx->sess) {
+    /* The handle check_authn made for this request (loaded already: no store access). */
+    if (mc_session_load(r, &h) != MC_SESS_OK) {
         /* MoneiConnectUnauthAction pass without a session: nothing is granted. */
         mc_page_as_error(r, HTTP_FORBIDDEN, "not_connected",
                          "Connect your Monei wallet to use this page.",
                          mc_stepup_url(r, mc_cfg_scope(d), mc_original_url(r)), "Connect");
         return AUTHZ_DENIED;
     }
-    missing = mc_scope_missing(r->pool, ctx->sess->scopes, need);
+    missing = mc_scope_missing(r->pool, h->rec->scopes, need);
     if (!missing || !*missing) {
         return AUTHZ_GRANTED;
     }
     page_url = mc_stepup_url(r, missing, mc_original_url(r));
     if (d->step_up != 0 && !mc_is_api_client(r) && r->method_number == M_GET && !r->main
-        && !recently_declined(ctx->sess, missing, r->pool)) {
+        && !recently_declined(h->rec, missing, r->pool)) {
         const char *url = NULL;
         /* ap_die turns a 403 whose custom response is an absolute URL into a redirect. */
-        if (mc_login_prepare(r, mc_original_url(r), missing, ctx->store_key, &url) == OK) {
+        if (mc_login_prepare(r, mc_original_url(r), missing, h->key, &url) == OK) {
             ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mc-authz: missing \"%s\": step-up",
                           missing);
             mc_redirect_as_error(r, url);

@@ -20,11 +20,6 @@ static const char *const known_scopes[] = {
     "wallet:withdraw", "swap:execute", "bills:pay", "offramp:execute", NULL
 };
 
-#define DEFAULT_SCOPE           "wallet:read profile:read"
-#define DEFAULT_AUTHORIZE_URL   "https://monei.cc/connect/authorize"
-#define DEFAULT_API_BASE        "https://api.monei.cc/api/v1"
-#define DEFAULT_COOKIE          "monei_session"
-#define DEFAULT_HEADER_PREFIX   "X-Monei-"
 
 /* ------------------------------------------------------------------ create / merge */
 
@@ -127,19 +122,51 @@ void *mc_merge_dir_cfg(apr_pool_t *p, void *basev, void *addv)
 
 /* ------------------------------------------------------------------ effective values */
 
+mc_srv_cfg *mc_srv(const request_rec *r)
+{
+    return ap_get_module_config(r->server->module_config, &monei_connect_module);
+}
+
+mc_dir_cfg *mc_dir(const request_rec *r)
+{
+    return ap_get_module_config(r->per_dir_config, &monei_connect_module);
+}
+
+int mc_server_active(const mc_srv_cfg *c)
+{
+    return c->client_id && c->client_secret && c->redirect_uri && c->keyring;
+}
+
+#define RESOLVE_INT(f, v)  if (c->f == MC_UNSET) c->f = (v)
+#define RESOLVE_PTR(f, v)  if (!c->f) c->f = (v)
+
+void mc_config_resolve(server_rec *s)
+{
+    for (; s; s = s->next) {
+        mc_srv_cfg *c = ap_get_module_config(s->module_config, &monei_connect_module);
+        RESOLVE_INT(inactivity_timeout, MC_DEFAULT_INACTIVITY);
+        RESOLVE_INT(max_duration, MC_DEFAULT_MAX_DURATION);
+        RESOLVE_INT(refresh_before, MC_DEFAULT_REFRESH_BEFORE);
+        RESOLVE_INT(connect_timeout, MC_DEFAULT_CONNECT_TIMEOUT);
+        RESOLVE_INT(total_timeout, MC_DEFAULT_TOTAL_TIMEOUT);
+        RESOLVE_PTR(authorize_url, MC_DEFAULT_AUTHORIZE_URL);
+        RESOLVE_PTR(api_base, MC_DEFAULT_API_BASE);
+    }
+}
+
 const char *mc_cfg_scope(const mc_dir_cfg *d)
 {
-    return d->scope ? d->scope : DEFAULT_SCOPE;
+    return d->scope ? d->scope : MC_DEFAULT_SCOPE;
 }
 
 long mc_cfg_wallet_max_age(const mc_dir_cfg *d)
 {
-    return d->wallet_max_age != MC_UNSET ? d->wallet_max_age : 60;
+    return d->wallet_max_age != MC_UNSET ? d->wallet_max_age : MC_DEFAULT_WALLET_MAX_AGE;
 }
 
 const char *mc_cfg_logout_redirect(const mc_dir_cfg *d)
 {
-    return d->logout_redirect ? d->logout_redirect : "/";
+    return d->logout_redirect ? d->logout_redirect : MC_DEFAULT_LOGOUT_REDIRECT;
 }
 
 int mc_cfg_export(const mc_dir_cfg *d)
@@ -149,7 +176,7 @@ int mc_cfg_export(const mc_dir_cfg *d)
 
 const char *mc_cfg_header_prefix(const mc_dir_cfg *d)
 {
-    return d->header_prefix ? d->header_prefix : DEFAULT_HEADER_PREFIX;
+    return d->header_prefix ? d->header_prefix : MC_DEFAULT_HEADER_PREFIX;
 }
 
 int mc_cfg_unauth_action(const mc_dir_cfg *d)
@@ -174,7 +201,7 @@ const char *mc_cfg_cookie_name(const mc_srv_cfg *c)
         return c->cookie_name;
     }
     /* __Host- makes the browser refuse the cookie unless Secure, Path=/ and no Domain. */
-    return mc_cfg_secure(c) ? "__Host-" DEFAULT_COOKIE : DEFAULT_COOKIE;
+    return mc_cfg_secure(c) ? "__Host-" MC_DEFAULT_COOKIE : MC_DEFAULT_COOKIE;
 }
 
 /* ------------------------------------------------------------------ directive helpers */
@@ -637,9 +664,9 @@ const command_rec mc_cmds[] = {
     AP_INIT_TAKE_ARGV("MoneiConnectCryptoPassphrase", set_passphrase, NULL, SRV,
         "Session encryption passphrases: the first encrypts, all decrypt (key rotation)"),
     AP_INIT_TAKE1("MoneiConnectAuthorizeURL", set_authorize_url, NULL, SRV,
-        "Monei's authorize page (default https://monei.cc/connect/authorize)"),
+        "Monei's authorize page (default " MC_DEFAULT_AUTHORIZE_URL ")"),
     AP_INIT_TAKE1("MoneiConnectAPIBase", set_api_base, NULL, SRV,
-        "Base URL of Monei's API (default https://api.monei.cc/api/v1)"),
+        "Base URL of Monei's API (default " MC_DEFAULT_API_BASE ")"),
     AP_INIT_TAKE1("MoneiConnectSessionStore", set_session_store, NULL, RSRC_CONF,
         "ap_socache provider[:args] for sessions: shmcb (default), redis:host:port, "
         "memcache:host:port, dbm:/path"),
@@ -650,13 +677,17 @@ const command_rec mc_cmds[] = {
     AP_INIT_TAKE1("MoneiConnectCookieSecure", set_cookie_secure, NULL, SRV,
         "Secure attribute: On, Off or Auto (default: Secure when the redirect URI is https)"),
     AP_INIT_TAKE1("MoneiConnectSessionInactivityTimeout", set_inactivity, NULL, SRV,
-        "Seconds of inactivity after which a session ends (default 1800)"),
+        "Seconds of inactivity after which a session ends (default "
+        APR_STRINGIFY(MC_DEFAULT_INACTIVITY) ")"),
     AP_INIT_TAKE1("MoneiConnectSessionMaxDuration", set_max_duration, NULL, SRV,
-        "Seconds after login after which a session ends, however active (default 28800)"),
+        "Seconds after login after which a session ends, however active (default "
+        APR_STRINGIFY(MC_DEFAULT_MAX_DURATION) ")"),
     AP_INIT_TAKE1("MoneiConnectRefreshBeforeExpiry", set_refresh_before, NULL, SRV,
-        "Refresh the access token this many seconds before it expires (default 60)"),
+        "Refresh the access token this many seconds before it expires (default "
+        APR_STRINGIFY(MC_DEFAULT_REFRESH_BEFORE) ")"),
     AP_INIT_TAKE1("MoneiConnectWalletMaxAge", set_wallet_max_age, NULL, DIR,
-        "Maximum age in seconds of the cached wallet/profile snapshot (default 60, 0 = always)"),
+        "Maximum age in seconds of the cached wallet/profile snapshot (default "
+        APR_STRINGIFY(MC_DEFAULT_WALLET_MAX_AGE) ", 0 = always)"),
     AP_INIT_TAKE1("MoneiConnectExport", set_export, NULL, DIR,
         "How downstream content sees the session: env (default), headers, both or none"),
     AP_INIT_TAKE1("MoneiConnectHeaderPrefix", set_header_prefix, NULL, DIR,
@@ -676,7 +707,8 @@ const command_rec mc_cmds[] = {
     AP_INIT_ITERATE("MoneiConnectTrustedReturnHost", add_trusted_host, NULL, SRV,
         "Hosts besides this one that return_to may name"),
     AP_INIT_TAKE12("MoneiConnectHTTPTimeout", set_http_timeout, NULL, SRV,
-        "Connect and total timeout in seconds for calls to Monei (default 5 10)"),
+        "Connect and total timeout in seconds for calls to Monei (default "
+        APR_STRINGIFY(MC_DEFAULT_CONNECT_TIMEOUT) " " APR_STRINGIFY(MC_DEFAULT_TOTAL_TIMEOUT) ")"),
     AP_INIT_TAKE1("MoneiConnectCAFile", set_ca_file, NULL, SRV,
         "CA certificates (PEM) to verify Monei's API with (default: the system store)"),
     AP_INIT_FLAG("MoneiConnectSSLVerify", set_ssl_verify, NULL, SRV,

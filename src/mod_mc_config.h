@@ -10,6 +10,21 @@
 
 #define MC_UNSET (-1)
 
+/* Every default, once. Server values are resolved in post_config (mc_config_resolve), so code
+ * that runs per request reads the field; directory values through the mc_cfg_* accessors. */
+#define MC_DEFAULT_SCOPE            "wallet:read profile:read"
+#define MC_DEFAULT_AUTHORIZE_URL    "https://monei.cc/connect/authorize"
+#define MC_DEFAULT_API_BASE         "https://api.monei.cc/api/v1"
+#define MC_DEFAULT_COOKIE           "monei_session"
+#define MC_DEFAULT_HEADER_PREFIX    "X-Monei-"
+#define MC_DEFAULT_INACTIVITY       1800
+#define MC_DEFAULT_MAX_DURATION     28800
+#define MC_DEFAULT_REFRESH_BEFORE   60
+#define MC_DEFAULT_WALLET_MAX_AGE   60
+#define MC_DEFAULT_CONNECT_TIMEOUT  5
+#define MC_DEFAULT_TOTAL_TIMEOUT    10
+#define MC_DEFAULT_LOGOUT_REDIRECT  "/"
+
 typedef enum { MC_SECURE_AUTO = 0, MC_SECURE_ON, MC_SECURE_OFF } mc_secure_e;
 typedef enum { MC_UNAUTH_AUTH = 0, MC_UNAUTH_401, MC_UNAUTH_PASS } mc_unauth_e;
 enum { MC_EXPORT_ENV = 1, MC_EXPORT_HEADERS = 2 };
@@ -77,6 +92,15 @@ void *mc_create_srv_cfg(apr_pool_t *p, server_rec *s);
 void *mc_merge_srv_cfg(apr_pool_t *p, void *basev, void *addv);
 void *mc_create_dir_cfg(apr_pool_t *p, char *dir);
 void *mc_merge_dir_cfg(apr_pool_t *p, void *basev, void *addv);
+
+/* This request's configuration. */
+mc_srv_cfg *mc_srv(const request_rec *r);
+mc_dir_cfg *mc_dir(const request_rec *r);
+/* The server has what a login needs (the check at startup makes sure where it is used). */
+int mc_server_active(const mc_srv_cfg *c);
+
+/* post_config: every server's unset values become their defaults. */
+void mc_config_resolve(server_rec *s);
 
 /* Effective values (defaults applied). */
 const char *mc_cfg_scope(const mc_dir_cfg *d);

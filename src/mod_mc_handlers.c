@@ -38,8 +38,11 @@ static int login(request_rec *r, apr_table_t *q)
         scope = mc_cfg_scope(mc_dir(r));
     }
     /* A step-up extends the browser's current session; the callback unions the scopes. */
-    if (has_arg(q, "stepup") && mc_session_load(r) == MC_SESS_OK) {
-        return mc_login_start(r, arg(r, q, "return_to"), scope, mc_ctx(r)->store_key);
+    if (has_arg(q, "stepup")) {
+        mc_session_t *h;
+        if (mc_session_load(r, &h) == MC_SESS_OK) {
+            return mc_login_start(r, arg(r, q, "return_to"), scope, h->key);
+        }
     }
     return mc_login_start(r, arg(r, q, "return_to"), scope, NULL);
 }
@@ -52,8 +55,9 @@ static void json_add_raw(apr_pool_t *p, const char **out, const char *key, const
 /* The seed's /dashboard: {"connected":…,"scopes":[…],"expires_at":…,"wallet":…,"user":…}. */
 static int info(request_rec *r)
 {
-    mc_sess_result sr = mc_session_ready(r);
-    mc_session_rec *s = mc_ctx(r)->sess;
+    mc_session_t *h;
+    mc_sess_result sr = mc_session_ready(r, &h);
+    const mc_session_rec *s = h->rec;
     const char *out;
 
     mc_no_store(r);
@@ -87,16 +91,16 @@ static int info(request_rec *r)
     }
     ap_rputs(out, r);
     ap_rputs("}\n", r);
-    mc_session_finish(r);
+    mc_session_finish(r, h);
     return OK;
 }
 
-int mc_disconnect(request_rec *r)
+static int mc_disconnect(request_rec *r)
 {
     apr_table_t *q = NULL;
     const char *site = apr_table_get(r->headers_in, "Sec-Fetch-Site");
     const char *return_to, *target;
-    mc_req_ctx *ctx = mc_ctx(r);
+    mc_session_t *h;
 
     ap_args_to_table(r, &q);
     /* A link or form on another site must not be able to log a user out. */
@@ -117,13 +121,13 @@ int mc_disconnect(request_rec *r)
         }
         target = safe;
     }
-    if (mc_session_load(r) == MC_SESS_OK && ctx->sess) {
-        /* Local state goes whatever Monei answers. */
-        mc_api_revoke(r, ctx->sess->access_token);
+    if (mc_session_load(r, &h) == MC_SESS_OK) {
         mc_stat_inc(MC_STAT_DISCONNECT);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mc-disconnect: session ended");
     }
-    mc_session_destroy(r);
+    /* Gone from the store after any refresh in flight, and both tokens revoked at Monei;
+     * local state goes whatever Monei answers. */
+    mc_session_destroy(r, h, 1);
     return mc_redirect(r, target);
 }
 

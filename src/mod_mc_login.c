@@ -105,8 +105,8 @@ static const char *new_binding(request_rec *r)
     if (!bb.binding) {
         return NULL;
     }
-    bb.key = mc_store_key(r->pool, 'b', apr_pstrcat(r->pool, r->useragent_ip, "\n",
-                                                     ua ? ua : "", NULL));
+    bb.key = mc_store_key(r->pool, 'b', mc_srv(r)->client_id,
+                          apr_pstrcat(r->pool, r->useragent_ip, "\n", ua ? ua : "", NULL));
     /* Store trouble only costs the sharing: the fresh binding still works for this tab. */
     mc_store_update(r->server, bb.key, r->pool, share_binding, &bb);
     return bb.binding;
@@ -118,15 +118,16 @@ int mc_login_prepare(request_rec *r, const char *return_to, const char *scope,
                      const char *base_session, const char **url)
 {
     mc_srv_cfg *c = mc_srv(r);
-    mc_req_ctx *ctx = mc_ctx(r);
     mc_state_rec st;
     const char *state, *binding, *challenge = NULL;
 
-    mc_cookies_take(r);
     memset(&st, 0, sizeof(st));
     state = mc_crypto_random_token(r->pool, MC_RANDOM_BYTES);
     /* One binding cookie per browser, shared by every tab that logs in at once. */
-    binding = ctx->binding ? ctx->binding : new_binding(r);
+    binding = mc_session_binding(r);
+    if (!binding) {
+        binding = new_binding(r);
+    }
     if (!state || !binding) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mc-random: no randomness for a login");
         return HTTP_INTERNAL_SERVER_ERROR;
@@ -147,11 +148,8 @@ int mc_login_prepare(request_rec *r, const char *return_to, const char *scope,
         return HTTP_SERVICE_UNAVAILABLE;
     }
     mc_set_cookie(r, mc_state_cookie_name(c), binding, MC_STATE_TTL, 1);
-    ctx->binding = binding;
-    *url = mc_monei_authorize_url(r->pool,
-                                  c->authorize_url ? c->authorize_url
-                                                   : "https://monei.cc/connect/authorize",
-                                  c->client_id, c->redirect_uri, scope, state, challenge);
+    *url = mc_monei_authorize_url(r->pool, c->authorize_url, c->client_id, c->redirect_uri,
+                                  scope, state, challenge);
     mc_no_store(r);
     mc_stat_inc(MC_STAT_LOGIN_STARTED);
     if (base_session) {
@@ -189,6 +187,22 @@ int mc_login_start(request_rec *r, const char *return_to, const char *scope,
         return mc_page(r, rc, "server_error", "The login could not be started.", NULL);
     }
     return mc_redirect(r, url);
+}
+
+/* Absolute URL of the redirect URI path that starts a step-up login: ap_custom_response
+ * turns a 403 into a redirect only for absolute URLs, and the login itself (state, cookie)
+ * then happens in a request of its own. */
+const char *mc_stepup_url(request_rec *r, const char *scopes, const char *return_to)
+{
+    mc_srv_cfg *c = mc_srv(r);
+    const char *base = c->redirect_uri;
+    const char *q = ap_strchr_c(base, '?');
+    if (q) {
+        base = apr_pstrmemdup(r->pool, base, q - base);
+    }
+    return apr_pstrcat(r->pool, base, "?login&stepup&scope=",
+                       ap_escape_urlencoded(r->pool, scopes), "&return_to=",
+                       ap_escape_urlencoded(r->pool, return_to), NULL);
 }
 
 /* Keep the code and state out of the access log (mod_log_config reads these fields). */
@@ -243,22 +257,10 @@ static const char *scopes_not_granted(request_rec *r, const char *asked, const c
     return need->nelts ? mc_scope_missing(r->pool, granted ? granted : "", need) : "";
 }
 
-/* The user said no to a step-up: the session stays as it was, and remembers the refusal. */
-static void remember_decline(request_rec *r, const char *key, const char *scopes)
-{
-    mc_session_rec *base = NULL;
-    if (mc_session_load_key(r, key, &base) == APR_SUCCESS) {
-        base->declined = scopes;
-        base->declined_at = apr_time_sec(apr_time_now());
-        mc_session_save(r, base, key);
-    }
-}
-
 int mc_login_callback(request_rec *r)
 {
     apr_table_t *q;
-    const char *state, *code, *error;
-    mc_req_ctx *ctx = mc_ctx(r);
+    const char *state, *code, *error, *binding;
     mc_state_rec st;
     mc_session_rec *sess, *base = NULL;
     mc_api_result res;
@@ -271,7 +273,7 @@ int mc_login_callback(request_rec *r)
     error = apr_table_get(q, "error");
     redact_request_line(r);
     mc_no_store(r);
-    mc_cookies_take(r);
+    binding = mc_session_binding(r);
 
     /* State first, before anything in the query is trusted or the code is used. */
     if (!state || !*state || strlen(state) > 128) {
@@ -295,11 +297,11 @@ int mc_login_callback(request_rec *r)
                        "This sign-in link has expired or was already used. "
                        "Please start again.", "/");
     }
-    if (!ctx->binding || strcmp(binding_hash(r->pool, ctx->binding), st.binding) != 0) {
+    if (!binding || strcmp(binding_hash(r->pool, binding), st.binding) != 0) {
         mc_stat_inc(MC_STAT_LOGIN_FAILED_STATE);
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                       "mc-callback: state belongs to another browser (binding cookie %s)",
-                      ctx->binding ? "differs" : "missing");
+                      binding ? "differs" : "missing");
         return mc_page(r, HTTP_BAD_REQUEST, "invalid_state",
                        "This sign-in was started in another browser or has expired. "
                        "Please start again here.", st.return_to);
@@ -317,7 +319,7 @@ int mc_login_callback(request_rec *r)
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mc-callback: Monei returned an error "
                       "(%s)", ap_escape_logitem(r->pool, error));
         if (!strcmp(error, "access_denied") && st.base_session) {
-            remember_decline(r, st.base_session, st.scopes);
+            mc_session_note_decline(r, st.base_session, st.scopes);
             return mc_page_with(r, HTTP_FORBIDDEN, "access_denied",
                                 apr_psprintf(r->pool, "You did not grant the permission this "
                                              "page needs: %s.", st.scopes),
@@ -354,10 +356,7 @@ int mc_login_callback(request_rec *r)
     }
     sess->created = now;
     sess->last_active = now;
-    if (st.base_session
-        && mc_session_load_key(r, st.base_session, &base) != APR_SUCCESS) {
-        base = NULL;
-    }
+    base = mc_session_read_key(r, st.base_session);
     if (mc_api_snapshot(r, sess) < 0) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                       "mc-callback: Monei rejected the new token when reading the wallet");
@@ -382,11 +381,9 @@ int mc_login_callback(request_rec *r)
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "mc-callback: step-up returned another "
                       "Monei account; starting a new session instead of extending");
     }
-    if (st.base_session && (!ctx->store_key || strcmp(ctx->store_key, st.base_session))) {
-        /* The session being extended was not this browser's cookie: drop it anyway. */
-        ctx->store_key = st.base_session;
-    }
-    if (!mc_session_create(r, sess)) {
+    /* The session being extended ends with the new one, whether or not it was this
+     * browser's cookie. */
+    if (!mc_session_create(r, sess, st.base_session)) {
         mc_stat_inc(MC_STAT_LOGIN_FAILED_STORE);
         return mc_page(r, HTTP_SERVICE_UNAVAILABLE, "store_unavailable",
                        "Your session could not be stored. Please try again shortly.",

@@ -78,7 +78,7 @@ static const char *title_for(int status)
 }
 
 /* Is there an ErrorDocument for this status here? (core keeps them per directory.) */
-int mc_error_document_for(request_rec *r, int status)
+static int mc_error_document_for(request_rec *r, int status)
 {
     core_dir_config *conf = ap_get_core_module_config(r->per_dir_config);
     int idx = ap_index_of_response(status);
@@ -86,7 +86,7 @@ int mc_error_document_for(request_rec *r, int status)
 }
 
 /* The page itself: HTML for people, {"error","message"} for programs. */
-const char *mc_page_body(request_rec *r, int status, const char *error, const char *message,
+static const char *mc_page_body(request_rec *r, int status, const char *error, const char *message,
                          const char *retry_url, const char *retry_label, int api)
 {
     if (api) {
@@ -193,16 +193,16 @@ void mc_page_as_error(request_rec *r, int status, const char *error, const char 
     ap_custom_response(r, HTTP_FORBIDDEN, body);
     look->status = status;
     look->type = api ? "application/json" : "text/html; charset=utf-8";
-    mc_ctx(r)->error_look = look;
+    mc_notes(r)->error_look = look;
 }
 
 /* Error responses drop the request's filters; this hook puts ours back for them. */
 void mc_insert_error_filter(request_rec *r)
 {
-    mc_req_ctx *ctx = ap_get_module_config(r->request_config, &monei_connect_module);
-    if (ctx && ctx->error_look) {
-        ap_add_output_filter(MC_TYPE_FILTER, ctx->error_look, r, r->connection);
-        ctx->error_look = NULL;
+    mc_req_notes *n = ap_get_module_config(r->request_config, &monei_connect_module);
+    if (n && n->error_look) {
+        ap_add_output_filter(MC_TYPE_FILTER, n->error_look, r, r->connection);
+        n->error_look = NULL;
     }
 }
 

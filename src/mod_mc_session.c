@@ -1,6 +1,7 @@
-/* Sessions and login states in the store: cookies in, encrypted records out.
- * The cookie carries only a random id; the store key is a hash of it; the record is sealed
- * with AES-256-GCM bound to its store key (mc_crypto.c). */
+/* Sessions and login states in the store: cookies in, encrypted records out, one handle per
+ * request (mod_mc_session.h). The cookie carries only a random id; the store key is a hash
+ * of it in this server's realm (its client id); the record is sealed with AES-256-GCM bound
+ * to its store key (mc_crypto.c). */
 #include "mod_mc.h"
 #include "mod_mc_store.h"
 #include "mc_crypto.h"
@@ -16,6 +17,10 @@ APLOG_USE_MODULE(monei_connect);
 /* Cookie ids: 32 random bytes as base64url = 43 characters. */
 #define MC_ID_BYTES 32
 #define MC_ID_LEN 43
+/* How long a request that waits for a session's lock sleeps between tries. */
+#define MC_LOCK_POLL apr_time_from_msec(50)
+/* The lock record: its content is never read, only whether it exists. */
+#define MC_LOCK_VALUE "lock"
 
 int mc_session_post_config(apr_pool_t *pconf, server_rec *s)
 {
@@ -43,6 +48,32 @@ const char *mc_state_cookie_name(const mc_srv_cfg *c)
     return c->state_cookie;
 }
 
+/* This request's notes. A subrequest or internal redirect starts its own, borrowing the
+ * cookie values of the request it came from: those live in that request's pool, which
+ * outlives this one; nothing of this request's pool is ever stored there. */
+mc_req_notes *mc_notes(request_rec *r)
+{
+    mc_req_notes *n = ap_get_module_config(r->request_config, &monei_connect_module);
+    request_rec *from;
+
+    if (n) {
+        return n;
+    }
+    n = apr_pcalloc(r->pool, sizeof(*n));
+    for (from = r->main ? r->main : r->prev; from; from = from->main ? from->main : from->prev) {
+        const mc_req_notes *up = ap_get_module_config(from->request_config,
+                                                      &monei_connect_module);
+        if (up && up->cookies_taken) {
+            n->cookies_taken = 1;
+            n->session_id = up->session_id;
+            n->binding = up->binding;
+            break;
+        }
+    }
+    ap_set_module_config(r->request_config, &monei_connect_module, n);
+    return n;
+}
+
 /* Only a value of the shape we issue is worth a store lookup. */
 static int id_shape_ok(const char *v)
 {
@@ -63,28 +94,28 @@ static int id_shape_ok(const char *v)
  * handler, CGI, proxied backend or access log ever sees their values. */
 void mc_cookies_take(request_rec *r)
 {
-    mc_req_ctx *ctx = mc_ctx(r);
+    mc_req_notes *n = mc_notes(r);
     mc_srv_cfg *c = mc_srv(r);
     const char *hdr, *names[2];
     char *rest;
 
-    if (ctx->cookies_taken || !mc_server_active(c)) {
+    if (n->cookies_taken || !mc_server_active(c)) {
         return;
     }
-    ctx->cookies_taken = 1;
+    n->cookies_taken = 1;
     hdr = apr_table_get(r->headers_in, "Cookie");
     if (!hdr) {
         return;
     }
     names[0] = mc_cfg_cookie_name(c);
     names[1] = mc_state_cookie_name(c);
-    ctx->session_id = mc_cookie_get(r->pool, hdr, names[0]);
-    ctx->binding = mc_cookie_get(r->pool, hdr, names[1]);
-    if (!id_shape_ok(ctx->session_id)) {
-        ctx->session_id = NULL;
+    n->session_id = mc_cookie_get(r->pool, hdr, names[0]);
+    n->binding = mc_cookie_get(r->pool, hdr, names[1]);
+    if (!id_shape_ok(n->session_id)) {
+        n->session_id = NULL;
     }
-    if (!id_shape_ok(ctx->binding)) {
-        ctx->binding = NULL;
+    if (!id_shape_ok(n->binding)) {
+        n->binding = NULL;
     }
     rest = mc_cookie_remove(r->pool, hdr, names, 2);
     if (rest) {
@@ -95,18 +126,25 @@ void mc_cookies_take(request_rec *r)
     }
 }
 
+const char *mc_session_binding(request_rec *r)
+{
+    mc_cookies_take(r);
+    return mc_notes(r)->binding;
+}
+
 void mc_set_cookie(request_rec *r, const char *name, const char *value, long max_age,
                    int lax_at_least)
 {
     mc_srv_cfg *c = mc_srv(r);
     const char *samesite = c->samesite ? c->samesite : "Lax";
+    const char *hdr;
     /* The state cookie must come back on Monei's top-level redirect to the callback,
      * which SameSite=Strict would withhold. */
     if (lax_at_least && !strcmp(samesite, "Strict")) {
         samesite = "Lax";
     }
-    const char *hdr = mc_cookie_set_header(r->pool, name, value ? value : "", max_age,
-                                           mc_cfg_secure(c), samesite);
+    hdr = mc_cookie_set_header(r->pool, name, value ? value : "", max_age, mc_cfg_secure(c),
+                               samesite);
     if (!hdr) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mc-cookie: cannot build cookie %s", name);
         return;
@@ -114,15 +152,22 @@ void mc_set_cookie(request_rec *r, const char *name, const char *value, long max
     apr_table_addn(r->err_headers_out, "Set-Cookie", hdr);
 }
 
+/* ---------------------------------------------------------------- records */
+
+static const char *session_key(request_rec *r, const char *id)
+{
+    return mc_store_key(r->pool, 's', mc_srv(r)->client_id, id);
+}
+
 static apr_status_t seal_put(request_rec *r, const char *key, const unsigned char *plain,
                              apr_size_t plen, apr_time_t expiry)
 {
-    mc_srv_cfg *c = mc_srv(r);
     unsigned char *sealed;
     apr_size_t slen;
     apr_status_t rv;
 
-    rv = mc_record_seal(r->pool, c->keyring, key, strlen(key), plain, plen, &sealed, &slen);
+    rv = mc_record_seal(r->pool, mc_srv(r)->keyring, key, strlen(key), plain, plen, &sealed,
+                        &slen);
     mc_cleanse((void *)plain, plen);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "mc-seal: cannot encrypt a record");
@@ -170,7 +215,7 @@ static apr_status_t read_record(request_rec *r, const char *key, unsigned char *
 {
     unsigned char *data;
     apr_size_t len;
-    apr_status_t rv = mc_store_get_versioned(r->server, key, r->pool, &data, &len, version);
+    apr_status_t rv = mc_store_get(r->server, key, r->pool, &data, &len, version);
 
     if (rv != APR_SUCCESS) {
         return rv;
@@ -179,247 +224,369 @@ static apr_status_t read_record(request_rec *r, const char *key, unsigned char *
                                                                        : APR_NOTFOUND;
 }
 
-apr_status_t mc_session_load_key(request_rec *r, const char *key, mc_session_rec **out)
+/* The record stored under key now, from the store itself. */
+static apr_status_t read_stored(request_rec *r, const char *key, mc_session_rec **out)
 {
     unsigned char *plain;
     apr_size_t plen;
-    apr_uint32_t version;
-    apr_status_t rv = read_record(r, key, &plain, &plen, &version);
+    apr_status_t rv = read_record(r, key, &plain, &plen, NULL);
     return rv == APR_SUCCESS ? decode_session(r, plain, plen, out) : rv;
 }
 
-/* The session of the cookie's id, from this process's cache when no process has changed it
- * since (mc_reccache.h), else from the store. Sets ctx->store_key. */
-static apr_status_t load_by_id(request_rec *r, const char *id, mc_session_rec **out)
+mc_session_rec *mc_session_read_key(request_rec *r, const char *key)
 {
-    mc_req_ctx *ctx = mc_ctx(r);
+    mc_session_rec *rec = NULL;
+    return key && read_stored(r, key, &rec) == APR_SUCCESS ? rec : NULL;
+}
+
+/* The session of the handle's id, from this process's cache when no process has changed it
+ * since (mc_reccache.h), else from the store. The cache is asked for this server's realm
+ * (its keyring): a record opened for another virtual host is never served here. */
+static apr_status_t load_by_id(request_rec *r, mc_session_t *h)
+{
     mc_reccache *cache = mc_store_cache();
+    const void *realm = mc_srv(r)->keyring;
     apr_time_t now = apr_time_now();
     unsigned char *plain;
     apr_size_t plen;
     apr_uint32_t version;
     apr_status_t rv;
 
-    if (cache && mc_reccache_get(cache, id, now, r->pool, &plain, &plen, &ctx->store_key)) {
-        return decode_session(r, plain, plen, out);
+    if (cache && mc_reccache_get(cache, realm, h->id, now, r->pool, &plain, &plen, &h->key)) {
+        return decode_session(r, plain, plen, &h->rec);
     }
-    if (!(ctx->store_key = mc_store_key(r->pool, 's', id))) {
+    if (!(h->key = session_key(r, h->id))) {
         return APR_EGENERAL;
     }
-    rv = read_record(r, ctx->store_key, &plain, &plen, &version);
+    rv = read_record(r, h->key, &plain, &plen, &version);
     if (rv != APR_SUCCESS) {
         if (cache && APR_STATUS_IS_NOTFOUND(rv)) {
-            mc_reccache_forget(cache, id);
+            mc_reccache_forget(cache, h->id);
         }
         return rv;
     }
     if (cache) {
-        mc_reccache_put(cache, id, ctx->store_key, version, now, plain, plen);
+        mc_reccache_put(cache, realm, h->id, h->key, version, now, plain, plen);
     }
-    return decode_session(r, plain, plen, out);
+    return decode_session(r, plain, plen, &h->rec);
 }
 
 static apr_time_t session_expiry(request_rec *r, const mc_session_rec *s)
 {
     mc_srv_cfg *c = mc_srv(r);
-    long inactivity = c->inactivity_timeout != MC_UNSET ? c->inactivity_timeout : 1800;
-    long maxdur = c->max_duration != MC_UNSET ? c->max_duration : 28800;
-    apr_int64_t end = s->last_active + inactivity + MC_ACTIVITY_GRANULARITY;
-    if (end > s->created + maxdur) {
-        end = s->created + maxdur;
+    apr_int64_t now = apr_time_sec(apr_time_now());
+    apr_int64_t end = s->last_active + c->inactivity_timeout + MC_ACTIVITY_GRANULARITY;
+    if (end > s->created + c->max_duration) {
+        end = s->created + c->max_duration;
     }
-    if (end <= apr_time_sec(apr_time_now())) {
-        end = apr_time_sec(apr_time_now()) + 1;
+    if (end <= now) {
+        end = now + 1;
     }
     return apr_time_from_sec(end);
-}
-
-static long activity_granularity(const mc_srv_cfg *c);
-
-mc_sess_result mc_session_load(request_rec *r)
-{
-    mc_req_ctx *ctx = mc_ctx(r);
-    mc_srv_cfg *c = mc_srv(r);
-    mc_session_rec *s;
-    apr_int64_t now = apr_time_sec(apr_time_now());
-    long inactivity = c->inactivity_timeout != MC_UNSET ? c->inactivity_timeout : 1800;
-    long maxdur = c->max_duration != MC_UNSET ? c->max_duration : 28800;
-    apr_status_t rv;
-
-    if (ctx->session_loaded) {
-        return ctx->sess ? MC_SESS_OK : (ctx->store_down ? MC_SESS_STORE_DOWN : MC_SESS_NONE);
-    }
-    ctx->session_loaded = 1;
-    mc_cookies_take(r);
-    if (!ctx->session_id) {
-        return MC_SESS_NONE;
-    }
-    rv = load_by_id(r, ctx->session_id, &s);
-    if (APR_STATUS_IS_NOTFOUND(rv)) {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mc-session: no session for this cookie");
-        return MC_SESS_NONE;
-    }
-    if (rv != APR_SUCCESS) {
-        ctx->store_down = 1;
-        mc_store_trouble(r, rv, "cannot read a session");
-        return MC_SESS_STORE_DOWN;
-    }
-    mc_store_recovered(r);
-    if (now >= s->created + maxdur) {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mc-session: maximum duration reached");
-        mc_session_destroy(r);
-        return MC_SESS_NONE;
-    }
-    if (now >= s->last_active + inactivity) {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mc-session: inactivity timeout");
-        mc_session_destroy(r);
-        return MC_SESS_NONE;
-    }
-    if (now - s->last_active >= activity_granularity(c)) {
-        s->last_active = now;
-        ctx->dirty = 1;
-    }
-    ctx->sess = s;
-    return MC_SESS_OK;
-}
-
-apr_status_t mc_session_save(request_rec *r, mc_session_rec *sess, const char *store_key)
-{
-    unsigned char *plain;
-    apr_size_t plen;
-    apr_status_t rv = mc_session_encode(r->pool, sess, &plain, &plen);
-    if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "mc-encode: session record too large");
-        return rv;
-    }
-    return seal_put(r, store_key, plain, plen, session_expiry(r, sess));
-}
-
-typedef struct {
-    request_rec *r;
-    const char *key;
-    apr_int64_t generation;
-    const unsigned char *sealed;
-    apr_size_t slen;
-    apr_time_t expiry;
-} finish_baton;
-
-/* Write only over the same token generation: a save that raced a refresh would otherwise
- * put a spent refresh token back into the store. A vanished record stays vanished. */
-static apr_status_t save_if_same_generation(void *b, const unsigned char *old,
-                                            apr_size_t oldlen, const unsigned char **data,
-                                            apr_size_t *len, apr_time_t *expiry)
-{
-    finish_baton *fb = b;
-    unsigned char *plain;
-    apr_size_t plen;
-    mc_session_rec stored;
-    apr_status_t rv;
-
-    if (!old) {
-        return APR_NOTFOUND;
-    }
-    if (mc_record_open(fb->r->pool, mc_srv(fb->r)->keyring, fb->key, strlen(fb->key), old,
-                       oldlen, &plain, &plen) != APR_SUCCESS) {
-        return APR_EGENERAL;
-    }
-    rv = mc_session_decode(fb->r->pool, plain, plen, &stored);
-    mc_cleanse(plain, plen);
-    if (rv != APR_SUCCESS || stored.generation != fb->generation) {
-        return APR_EEXIST;
-    }
-    *data = fb->sealed;
-    *len = fb->slen;
-    *expiry = fb->expiry;
-    return APR_SUCCESS;
-}
-
-/* Write back a session changed during the request (activity clock, refreshed snapshot),
- * atomically against a concurrent refresh on this server. */
-void mc_session_finish(request_rec *r)
-{
-    mc_req_ctx *ctx = mc_ctx(r);
-    finish_baton fb;
-    unsigned char *plain;
-    apr_size_t plen;
-
-    if (!ctx->sess || !ctx->dirty || !ctx->store_key) {
-        return;
-    }
-    ctx->dirty = 0;
-    if (mc_session_encode(r->pool, ctx->sess, &plain, &plen) != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mc-encode: session record too large");
-        return;
-    }
-    memset(&fb, 0, sizeof(fb));
-    fb.r = r;
-    fb.key = ctx->store_key;
-    fb.generation = ctx->sess->generation;
-    fb.expiry = session_expiry(r, ctx->sess);
-    if (mc_record_seal(r->pool, mc_srv(r)->keyring, fb.key, strlen(fb.key), plain, plen,
-                       (unsigned char **)&fb.sealed, &fb.slen) != APR_SUCCESS) {
-        mc_cleanse(plain, plen);
-        return;
-    }
-    mc_cleanse(plain, plen);
-    mc_store_update(r->server, fb.key, r->pool, save_if_same_generation, &fb);
 }
 
 /* How often the inactivity clock is written: once a minute, or more often for short
  * timeouts so that an active user is never taken for an idle one. */
 static long activity_granularity(const mc_srv_cfg *c)
 {
-    long inactivity = c->inactivity_timeout != MC_UNSET ? c->inactivity_timeout : 1800;
-    long g = inactivity / 4;
+    long g = c->inactivity_timeout / 4;
     return g < 1 ? 1 : (g > MC_ACTIVITY_GRANULARITY ? MC_ACTIVITY_GRANULARITY : g);
 }
 
-void mc_session_cookie_clear(request_rec *r)
+/* This request's handle, made on first use from this request's pool. */
+static mc_session_t *request_handle(request_rec *r)
 {
+    mc_req_notes *n = mc_notes(r);
+    if (!n->session) {
+        n->session = apr_pcalloc(r->pool, sizeof(*n->session));
+        n->session->result = MC_SESS_NONE;
+    }
+    return n->session;
+}
+
+mc_sess_result mc_session_load(request_rec *r, mc_session_t **out)
+{
+    mc_req_notes *n = mc_notes(r);
+    mc_srv_cfg *c = mc_srv(r);
+    mc_session_t *h = request_handle(r);
+    apr_int64_t now = apr_time_sec(apr_time_now());
+    apr_status_t rv;
+
+    *out = h;
+    if (h->loaded) {
+        return h->result;
+    }
+    h->loaded = 1;
+    mc_cookies_take(r);
+    if (!(h->id = n->session_id)) {
+        return MC_SESS_NONE;
+    }
+    rv = load_by_id(r, h);
+    if (APR_STATUS_IS_NOTFOUND(rv)) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mc-session: no session for this cookie");
+        return MC_SESS_NONE;
+    }
+    if (rv != APR_SUCCESS) {
+        mc_store_trouble(r, rv, "cannot read a session");
+        return h->result = MC_SESS_STORE_DOWN;
+    }
+    mc_store_recovered(r);
+    h->generation = h->rec->generation;
+    if (now >= h->rec->created + c->max_duration) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mc-session: maximum duration reached");
+        mc_session_destroy(r, h, 0);
+        return MC_SESS_NONE;
+    }
+    if (now >= h->rec->last_active + c->inactivity_timeout) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mc-session: inactivity timeout");
+        mc_session_destroy(r, h, 0);
+        return MC_SESS_NONE;
+    }
+    if (now - h->rec->last_active >= activity_granularity(c)) {
+        h->rec->last_active = now;
+        h->dirty = 1;
+    }
+    return h->result = MC_SESS_OK;
+}
+
+/* ---------------------------------------------------------------- the session's lock */
+
+apr_interval_time_t mc_session_lock_ttl(request_rec *r)
+{
+    /* The holder's longest call to Monei, and some margin for the store around it. */
+    return apr_time_from_sec(mc_srv(r)->total_timeout + 10);
+}
+
+/* The lock's key: the session's store key with kind 'l' (the kind is the last byte). */
+static const char *lock_key(request_rec *r, const char *key)
+{
+    char *k = apr_pstrdup(r->pool, key);
+    k[strlen(k) - 1] = 'l';
+    return k;
+}
+
+static apr_status_t lock_key_take(request_rec *r, const char *key)
+{
+    apr_status_t rv = mc_store_add(r->server, lock_key(r, key),
+                                   apr_time_now() + mc_session_lock_ttl(r),
+                                   (const unsigned char *)MC_LOCK_VALUE,
+                                   sizeof(MC_LOCK_VALUE) - 1, r->pool);
+    if (rv == APR_EEXIST) {
+        return APR_EBUSY;
+    }
+    if (rv != APR_SUCCESS) {
+        mc_store_trouble(r, rv, "cannot lock a session");
+    }
+    return rv;
+}
+
+/* Waits no longer than a lock can live: a holder that died leaves a lock that lapses. */
+static apr_status_t lock_key_wait(request_rec *r, const char *key)
+{
+    apr_time_t deadline = apr_time_now() + mc_session_lock_ttl(r) + MC_LOCK_POLL;
+    apr_status_t rv;
+
+    while ((rv = lock_key_take(r, key)) == APR_EBUSY) {
+        if (apr_time_now() > deadline) {
+            return APR_TIMEUP;
+        }
+        apr_sleep(MC_LOCK_POLL);
+    }
+    return rv;
+}
+
+apr_status_t mc_session_lock(request_rec *r, mc_session_t *h)
+{
+    return h->key ? lock_key_take(r, h->key) : APR_EINVAL;
+}
+
+void mc_session_unlock(request_rec *r, mc_session_t *h)
+{
+    if (h->key) {
+        mc_store_remove(r->server, lock_key(r, h->key), r->pool);
+    }
+}
+
+/* ---------------------------------------------------------------- reading and writing */
+
+apr_status_t mc_session_reread(request_rec *r, mc_session_t *h, int *changed)
+{
+    mc_session_rec *stored;
+    apr_status_t rv;
+
+    *changed = 0;
+    if (!h->key) {
+        return APR_NOTFOUND;
+    }
+    if ((rv = read_stored(r, h->key, &stored)) != APR_SUCCESS) {
+        return rv;
+    }
+    /* What others wrote wins (new tokens, a 429's wait); our activity stamp is kept. */
+    if (h->rec && h->rec->last_active > stored->last_active) {
+        stored->last_active = h->rec->last_active;
+    }
+    *changed = stored->generation != h->generation;
+    h->rec = stored;
+    h->generation = stored->generation;
+    return APR_SUCCESS;
+}
+
+apr_status_t mc_session_save_locked(request_rec *r, mc_session_t *h)
+{
+    mc_session_rec *stored;
+    unsigned char *plain;
+    apr_size_t plen;
+    apr_status_t rv;
+
+    if (!h->key || !h->rec) {
+        return APR_EINVAL;
+    }
+    /* Compare: only over the generation this handle started from. The lock makes the
+     * read and the write one step: every writer of a stored session holds it. */
+    if ((rv = read_stored(r, h->key, &stored)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (stored->generation != h->generation) {
+        return APR_EEXIST;
+    }
+    if ((rv = mc_session_encode(r->pool, h->rec, &plain, &plen)) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "mc-encode: session record too large");
+        return rv;
+    }
+    if ((rv = seal_put(r, h->key, plain, plen, session_expiry(r, h->rec))) == APR_SUCCESS) {
+        h->generation = h->rec->generation;
+        h->dirty = 0;
+    }
+    return rv;
+}
+
+void mc_session_finish(request_rec *r, mc_session_t *h)
+{
+    apr_status_t rv;
+
+    if (!h || !h->rec || !h->dirty || !h->key) {
+        return;
+    }
+    h->dirty = 0;
+    if ((rv = mc_session_lock(r, h)) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, "mc-session: session busy; its "
+                      "activity and snapshot are written by a later request");
+        return;
+    }
+    rv = mc_session_save_locked(r, h);
+    mc_session_unlock(r, h);
+    if (rv != APR_SUCCESS && rv != APR_EEXIST && !APR_STATUS_IS_NOTFOUND(rv)) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, "mc-session: record not written back");
+    }
+}
+
+void mc_session_note_decline(request_rec *r, const char *key, const char *scopes)
+{
+    mc_session_t h;
+
+    memset(&h, 0, sizeof(h));
+    h.key = key;
+    if (!key || mc_session_lock(r, &h) != APR_SUCCESS) {
+        return;
+    }
+    if ((h.rec = mc_session_read_key(r, key)) != NULL) {
+        h.generation = h.rec->generation;
+        h.rec->declined = scopes;
+        h.rec->declined_at = apr_time_sec(apr_time_now());
+        mc_session_save_locked(r, &h);
+    }
+    mc_session_unlock(r, &h);
+}
+
+/* ---------------------------------------------------------------- ending sessions */
+
+static void revoke_tokens(request_rec *r, const mc_session_rec *rec)
+{
+    if (rec) {
+        mc_api_revoke(r, rec->access_token);
+        mc_api_revoke(r, rec->refresh_token);
+    }
+}
+
+/* Remove the session under key once no refresh is in flight for it, so that nothing
+ * writes it back; returns what was stored last (NULL if nothing). A lock that cannot be had
+ * in time (its holder died) is not waited for again: the record goes anyway, and a holder
+ * that wakes up finds it gone and writes nothing. */
+static mc_session_rec *end_key(request_rec *r, const char *key)
+{
+    apr_status_t locked = lock_key_wait(r, key);
+    mc_session_rec *stored = mc_session_read_key(r, key);
+
+    mc_store_remove(r->server, key, r->pool);
+    if (locked == APR_SUCCESS) {
+        mc_store_remove(r->server, lock_key(r, key), r->pool);
+    }
+    else {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, locked, r, "mc-session: ending a session "
+                      "without its lock");
+    }
+    return stored;
+}
+
+void mc_session_destroy(request_rec *r, mc_session_t *h, int revoke)
+{
+    mc_session_rec *stored = h->key ? end_key(r, h->key) : NULL;
+
+    if (revoke) {
+        revoke_tokens(r, stored);
+        if (h->rec && (!stored || !stored->access_token || !h->rec->access_token
+                       || strcmp(stored->access_token, h->rec->access_token))) {
+            revoke_tokens(r, h->rec);
+        }
+    }
+    h->rec = NULL;
+    h->dirty = 0;
+    h->result = MC_SESS_NONE;
     mc_set_cookie(r, mc_cfg_cookie_name(mc_srv(r)), "", 0, 0);
 }
 
-void mc_session_destroy(request_rec *r)
+const char *mc_session_create(request_rec *r, mc_session_rec *rec, const char *replaces)
 {
-    mc_req_ctx *ctx = mc_ctx(r);
-    if (ctx->store_key) {
-        mc_store_remove(r->server, ctx->store_key, r->pool);
-    }
-    ctx->sess = NULL;
-    ctx->dirty = 0;
-    mc_session_cookie_clear(r);
-}
-
-/* A brand-new session id for a completed login (never the one the browser came with). */
-const char *mc_session_create(request_rec *r, mc_session_rec *sess)
-{
-    mc_req_ctx *ctx = mc_ctx(r);
+    mc_req_notes *n = mc_notes(r);
+    mc_session_t *h = request_handle(r);
     const char *id = mc_crypto_random_token(r->pool, MC_ID_BYTES);
-    const char *key;
+    const char *key, *old;
+    unsigned char *plain;
+    apr_size_t plen;
 
-    if (!id) {
+    mc_cookies_take(r);
+    if (!id || !(key = session_key(r, id))) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mc-random: no randomness for a session id");
         return NULL;
     }
-    key = mc_store_key(r->pool, 's', id);
-    if (mc_session_save(r, sess, key) != APR_SUCCESS) {
+    if (mc_session_encode(r->pool, rec, &plain, &plen) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mc-encode: session record too large");
         return NULL;
     }
-    /* The session the browser had before (if any) ends here: no fixation, no orphan. */
-    if (!ctx->store_key && ctx->session_id) {
-        ctx->store_key = mc_store_key(r->pool, 's', ctx->session_id);
+    if (seal_put(r, key, plain, plen, session_expiry(r, rec)) != APR_SUCCESS) {
+        return NULL;
     }
-    if (ctx->store_key) {
-        mc_store_remove(r->server, ctx->store_key, r->pool);
+    /* The sessions the browser had before end here: no fixation, no orphan. */
+    old = n->session_id ? session_key(r, n->session_id) : NULL;
+    if (old) {
+        end_key(r, old);
     }
-    ctx->session_id = id;
-    ctx->store_key = key;
-    ctx->sess = sess;
-    ctx->session_loaded = 1;
-    ctx->dirty = 0;
+    if (replaces && (!old || strcmp(old, replaces))) {
+        end_key(r, replaces);
+    }
+    n->session_id = id;
+    h->id = id;
+    h->key = key;
+    h->rec = rec;
+    h->generation = rec->generation;
+    h->dirty = 0;
+    h->loaded = 1;
+    h->result = MC_SESS_OK;
     mc_set_cookie(r, mc_cfg_cookie_name(mc_srv(r)), id, -1, 0);
     return id;
 }
+
+/* ---------------------------------------------------------------- login states */
 
 apr_status_t mc_state_put(request_rec *r, const char *state, const mc_state_rec *st)
 {
@@ -430,18 +597,21 @@ apr_status_t mc_state_put(request_rec *r, const char *state, const mc_state_rec 
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "mc-encode: login state too large");
         return rv;
     }
-    return seal_put(r, mc_store_key(r->pool, 't', state), plain, plen,
+    return seal_put(r, mc_store_key(r->pool, 't', mc_srv(r)->client_id, state), plain, plen,
                     apr_time_now() + apr_time_from_sec(MC_STATE_TTL));
 }
 
 apr_status_t mc_state_take(request_rec *r, const char *state, mc_state_rec *st)
 {
-    const char *key = mc_store_key(r->pool, 't', state);
+    const char *key = mc_store_key(r->pool, 't', mc_srv(r)->client_id, state);
     unsigned char *data, *plain;
     apr_size_t len, plen;
-    apr_status_t rv = mc_store_take(r->server, key, r->pool, &data, &len);
+    apr_status_t rv;
 
-    if (rv != APR_SUCCESS) {
+    if (!key) {
+        return APR_NOTFOUND;
+    }
+    if ((rv = mc_store_take(r->server, key, r->pool, &data, &len)) != APR_SUCCESS) {
         return rv;
     }
     if (open_record(r, key, data, len, &plain, &plen) != APR_SUCCESS) {

@@ -1,13 +1,15 @@
 /* ap_socache glue for the session store (after mod_ssl's ssl_scache.c).
  *
  * One global mutex: it serializes every call for providers that are not multi-process safe
- * (shmcb, dbm), and for every provider it makes read-decide-write updates atomic within a
- * server (compare-and-save of sessions, refresh lock records). It is never held across a
- * call to Monei, and no other global mutex is ever taken while it is held. */
+ * (shmcb, dbm), which makes their put-if-absent (mc_store_add) atomic. Stores that several
+ * servers share (memcache, redis) get put-if-absent from the engine itself
+ * (mod_mc_store_atomic.c); a shared provider without one is refused at startup. The mutex is
+ * never held across a call to Monei, and no other global mutex is taken while it is held. */
 #include "mod_mc.h"
 #include "mod_mc_config.h"
 #include "mod_mc_store.h"
 #include "mod_mc_status.h"
+#include "mod_mc_store_atomic.h"
 #include "mc_reccache.h"
 
 #include "ap_provider.h"
@@ -101,6 +103,15 @@ int mc_store_check(apr_pool_t *pconf, apr_pool_t *ptemp)
                      mc_store_config.at.file ? apr_psprintf(ptemp, ":%d", mc_store_config.at.line)
                                              : "",
                      name, name, name, name);
+        return !OK;
+    }
+    if (!(mc_store_config.provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE)
+        && !mc_atomic_supported(name)) {
+        /* Several servers could share it, and nothing here could lock a session on it. */
+        ap_log_error(APLOG_MARK, APLOG_EMERG | APLOG_STARTUP, 0, NULL,
+                     "mod_monei_connect: MoneiConnectSessionStore %s: this provider offers no "
+                     "atomic put-if-absent, which one-refresh-per-session needs across "
+                     "servers; use shmcb (one server), memcache or redis", name);
         return !OK;
     }
     err = mc_store_config.provider->create(&probe, mc_store_config.provider_args, ptemp, ptemp);
@@ -226,6 +237,9 @@ int mc_store_post_config(apr_pool_t *pconf, server_rec *s)
 
 void mc_store_child_init(apr_pool_t *p, server_rec *s)
 {
+    if (store_instance && !store_needs_mutex) {
+        mc_atomic_child_init(p, s, store_name(), mc_store_config.provider_args, MC_CACHE_NAME);
+    }
     if (store_mutex) {
         apr_status_t rv = apr_global_mutex_child_init(&store_mutex,
                                                       apr_global_mutex_lockfile(store_mutex), p);
@@ -370,37 +384,25 @@ static apr_status_t remove_key(server_rec *s, const char *key, apr_pool_t *p)
                                                                  p)));
 }
 
-/* A store read; *version (when asked) is the key's version slot as of the read. */
-static apr_status_t get(server_rec *s, const char *key, apr_pool_t *p, unsigned char **data,
-                        apr_size_t *len, apr_uint32_t *version)
+apr_status_t mc_store_get(server_rec *s, const char *key, apr_pool_t *p, unsigned char **data,
+                          apr_size_t *len, apr_uint32_t *version)
 {
     apr_status_t rv;
+    if (version) {
+        *version = 0;
+    }
     if (!store_instance) {
         return APR_EINIT;
     }
     if ((rv = lock(s, 0)) != APR_SUCCESS) {
         return rv;
     }
-    if (version) {
+    if (version && store_versions) {
         *version = mc_versions_get(store_versions, key);
     }
     rv = retrieve(s, key, p, data, len);
     unlock(0);
     return rv;
-}
-
-apr_status_t mc_store_get(server_rec *s, const char *key, apr_pool_t *p,
-                          unsigned char **data, apr_size_t *len)
-{
-    return get(s, key, p, data, len, NULL);
-}
-
-apr_status_t mc_store_get_versioned(server_rec *s, const char *key, apr_pool_t *p,
-                                    unsigned char **data, apr_size_t *len,
-                                    apr_uint32_t *version)
-{
-    *version = 0;
-    return get(s, key, p, data, len, store_versions ? version : NULL);
 }
 
 mc_reccache *mc_store_cache(void)
@@ -420,6 +422,40 @@ apr_status_t mc_store_put(server_rec *s, const char *key, apr_time_t expiry,
     }
     rv = store(s, key, expiry, data, len, p);
     unlock(0);
+    return rv;
+}
+
+apr_status_t mc_store_add(server_rec *s, const char *key, apr_time_t expiry,
+                          const unsigned char *data, apr_size_t len, apr_pool_t *p)
+{
+    unsigned char *old;
+    apr_size_t oldlen;
+    apr_status_t rv;
+
+    if (!store_instance) {
+        return APR_EINIT;
+    }
+    if (!store_needs_mutex) {
+        unsigned int idlen;
+        const unsigned char *id = provider_id(key, p, &idlen);
+        if (paused()) {
+            return APR_EGENERAL;
+        }
+        rv = mc_atomic_add(s, id, idlen, expiry, data, len, p);
+        /* Only the engine's own answers say whether the store is down. */
+        return rv == APR_EEXIST || rv == APR_EINIT || rv == APR_EINVAL ? rv : observe(rv);
+    }
+    if ((rv = lock(s, 1)) != APR_SUCCESS) {
+        return rv;
+    }
+    rv = retrieve(s, key, p, &old, &oldlen);
+    if (rv == APR_SUCCESS) {
+        rv = APR_EEXIST;
+    }
+    else if (APR_STATUS_IS_NOTFOUND(rv)) {
+        rv = store(s, key, expiry, data, len, p);
+    }
+    unlock(1);
     return rv;
 }
 
@@ -448,10 +484,12 @@ apr_status_t mc_store_take(server_rec *s, const char *key, apr_pool_t *p,
         return rv;
     }
     rv = retrieve(s, key, p, data, len);
-    if (rv == APR_SUCCESS) {
-        /* Remove before anyone else can read it: a state is used once. (Across servers on
-         * redis/memcache this is two calls; the state's browser binding still holds.) */
-        remove_key(s, key, p);
+    /* Remove before anyone else can read it: a state is used once. On memcache/redis, where
+     * another server may read it between the two calls, only the caller whose removal found
+     * the record has it. */
+    if (rv == APR_SUCCESS && APR_STATUS_IS_NOTFOUND(remove_key(s, key, p))
+        && !store_needs_mutex) {
+        rv = APR_NOTFOUND;
     }
     unlock(1);
     return rv;
@@ -481,36 +519,6 @@ apr_status_t mc_store_update(server_rec *s, const char *key, apr_pool_t *p,
     }
     unlock(1);
     return rv;
-}
-
-/* A refresh lock is a record: its expiry outlives the longest call to Monei, so it cannot
- * lapse while the holder is still waiting for Monei's answer. */
-static apr_status_t lock_if_free(void *baton, const unsigned char *old, apr_size_t oldlen,
-                                 const unsigned char **data, apr_size_t *len,
-                                 apr_time_t *expiry)
-{
-    apr_time_t *until = baton;
-    if (old) {
-        return APR_EBUSY;
-    }
-    *data = (const unsigned char *)"lock";
-    *len = 4;
-    *expiry = *until;
-    return APR_SUCCESS;
-}
-
-apr_status_t mc_store_lock(server_rec *s, const char *key, apr_interval_time_t ttl,
-                           apr_pool_t *p)
-{
-    apr_time_t until = apr_time_now() + ttl;
-    return mc_store_update(s, key, p, lock_if_free, &until);
-}
-
-int mc_store_locked(server_rec *s, const char *key, apr_pool_t *p)
-{
-    unsigned char *data;
-    apr_size_t len;
-    return mc_store_get(s, key, p, &data, &len) == APR_SUCCESS;
 }
 
 /* Store trouble is logged once per burst: at ERR when it starts (and every 60 s while it

@@ -150,7 +150,8 @@ def test_disconnect_revokes_and_clears(race_site, sandbox, ca):
     r = b.get(race_site.url + "/bye?return_to=/after")
     assert r.status_code == 302 and r.headers["Location"] == "/after"
     assert "monei_session=;" in r.headers["Set-Cookie"] and "Max-Age=0" in r.headers["Set-Cookie"]
-    assert sandbox.counters()["revocations"] == before + 1
+    # both tokens: the access token and the refresh token, each revoked by name
+    assert sandbox.counters()["revocations"] == before + 2
     old = Browser(ca)
     old.s.cookies.set("monei_session", sid, domain="127.0.0.1", path="/")
     assert old.get(race_site.url + "/account/env.cgi").status_code == 302

@@ -152,11 +152,11 @@ static void test_sha_pkce_random(void)
 static void test_store_key(void)
 {
     const char *id = "Qk3tX1yZ8t5bJz0mYq4pW2nVv7sR6uA9cL0eH1gI3jK";
-    char *s1 = mc_store_key(pool, 's', id);
-    char *s2 = mc_store_key(pool, 's', id);
-    char *t1 = mc_store_key(pool, 't', id);
-    char *l1 = mc_store_key(pool, 'l', id);
-    char *o1 = mc_store_key(pool, 's', "Qk3tX1yZ8t5bJz0mYq4pW2nVv7sR6uA9cL0eH1gI3jL");
+    char *s1 = mc_store_key(pool, 's', NULL, id);
+    char *s2 = mc_store_key(pool, 's', NULL, id);
+    char *t1 = mc_store_key(pool, 't', NULL, id);
+    char *l1 = mc_store_key(pool, 'l', NULL, id);
+    char *o1 = mc_store_key(pool, 's', NULL, "Qk3tX1yZ8t5bJz0mYq4pW2nVv7sR6uA9cL0eH1gI3jL");
 
     CHECK(s1 && s2 && strcmp(s1, s2) == 0, "store_key: stable for the same kind and id");
     CHECK(s1 && strlen(s1) == 34 && s1[33] == 's' && s1[32] == ':'
@@ -170,10 +170,19 @@ static void test_store_key(void)
     /* Pins the format: a change here orphans every stored session.
      * Expected: printf 'mod_monei_connect store v1sabc' | openssl dgst
      * -sha256 -binary | head -c 24 | base64url. */
-    CHECK(strcmp(mc_store_key(pool, 's', "abc"), "6mSk0xJje5cWm9vWGK7g3zXGs1Nytu2t:s") == 0,
+    CHECK(strcmp(mc_store_key(pool, 's', NULL, "abc"), "6mSk0xJje5cWm9vWGK7g3zXGs1Nytu2t:s") == 0,
           "store_key: known answer");
-    CHECK(mc_store_key(pool, 'S', id) == NULL && mc_store_key(pool, ':', id) == NULL
-          && mc_store_key(pool, 's', NULL) == NULL, "store_key: bad kind or NULL id gives NULL");
+    CHECK(mc_store_key(pool, 'S', NULL, id) == NULL && mc_store_key(pool, ':', NULL, id) == NULL
+          && mc_store_key(pool, 's', NULL, NULL) == NULL, "store_key: bad kind or NULL id gives NULL");
+    {
+        char *a = mc_store_key(pool, 's', "mc_clientA", id);
+        char *a2 = mc_store_key(pool, 's', "mc_clientA", id);
+        char *b = mc_store_key(pool, 's', "mc_clientB", id);
+        CHECK(a && b && a2 && !strcmp(a, a2) && strcmp(a, b) && strcmp(a, s1),
+              "store_key: the realm (client id) gives the same cookie another key");
+        CHECK(mc_store_key(pool, 's', "bad\nrealm", id) == NULL,
+              "store_key: a realm with a newline is refused (it would be ambiguous)");
+    }
 }
 
 static mc_keyring_t *ring(const char *a, const char *b)

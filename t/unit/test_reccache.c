@@ -13,6 +13,10 @@ static apr_uint32_t versions[MC_VERSION_SLOTS];
 #define ID "vCl72yew4i-ODOxjPU9Pak-MjU-R7jsfTQGMUiOzaRM"
 #define KEY "6mSk0xJje5cWm9vWGK7g3zXGs1Nytu2t:s"
 
+/* Two server identities (the module passes its keyring's address). */
+static const int realm_a, realm_b;
+#define REALM (&realm_a)
+
 /* 1 when id is served with exactly `want` and store key `key`. */
 static int served(mc_reccache *c, const char *id, apr_time_t now, apr_pool_t *p,
                   const char *want, const char *key)
@@ -20,7 +24,7 @@ static int served(mc_reccache *c, const char *id, apr_time_t now, apr_pool_t *p,
     unsigned char *d = NULL;
     apr_size_t n = 0;
     const char *k = NULL;
-    if (!mc_reccache_get(c, id, now, p, &d, &n, &k)) {
+    if (!mc_reccache_get(c, REALM, id, now, p, &d, &n, &k)) {
         return 0;
     }
     return n == strlen(want) && !memcmp(d, want, n) && d[n] == '\0' && k && !strcmp(k, key);
@@ -29,7 +33,7 @@ static int served(mc_reccache *c, const char *id, apr_time_t now, apr_pool_t *p,
 static void put(mc_reccache *c, const char *id, const char *key, apr_uint32_t v,
                 apr_time_t now, const char *rec)
 {
-    mc_reccache_put(c, id, key, v, now, (const unsigned char *)rec, strlen(rec));
+    mc_reccache_put(c, REALM, id, key, v, now, (const unsigned char *)rec, strlen(rec));
 }
 
 static void test_hits_and_versions(apr_pool_t *p)
@@ -85,6 +89,32 @@ static void test_hits_and_versions(apr_pool_t *p)
     CHECK(!served(c, ID, t0, p, "short", KEY), "bump_all makes everything stale");
 }
 
+/* A record is served only to the server identity that cached it. */
+static void test_realms(apr_pool_t *p)
+{
+    mc_reccache *c;
+    apr_time_t t0 = apr_time_from_sec(1000);
+    unsigned char *d = NULL;
+    apr_size_t n = 0;
+    const char *k = NULL;
+
+    memset(versions, 0, sizeof(versions));
+    if (!CHECK(mc_reccache_create(p, versions, 64, apr_time_from_sec(5), &c) == APR_SUCCESS,
+               "create a cache for the realm test")) {
+        return;
+    }
+    put(c, ID, KEY, mc_versions_get(versions, KEY), t0, "record of A");
+    CHECK(!mc_reccache_get(c, &realm_b, ID, t0, p, &d, &n, &k),
+          "another realm never gets the record cached by the first");
+    CHECK(!served(c, ID, t0, p, "record of A", KEY),
+          "a miss by another realm drops the entry (the next read goes to the store)");
+    mc_reccache_put(c, &realm_b, ID, KEY, mc_versions_get(versions, KEY), t0,
+                    (const unsigned char *)"record of B", 11);
+    CHECK(mc_reccache_get(c, &realm_b, ID, t0, p, &d, &n, &k) && n == 11
+          && !memcmp(d, "record of B", 11), "each realm is served what it cached");
+    CHECK(!served(c, ID, t0, p, "record of B", KEY), "and the first realm is not");
+}
+
 static void test_collisions_and_limits(apr_pool_t *p)
 {
     mc_reccache *c;
@@ -103,7 +133,7 @@ static void test_collisions_and_limits(apr_pool_t *p)
         unsigned char *d;
         apr_size_t n;
         const char *k;
-        if (mc_reccache_get(c, id, t0, p, &d, &n, &k)) {
+        if (mc_reccache_get(c, REALM, id, t0, p, &d, &n, &k)) {
             hits++;
             CHECK(!strcmp((char *)d, apr_psprintf(p, "rec-%d", i)) && !strcmp(k, key),
                   "a colliding id gets its own record and key");
@@ -142,14 +172,14 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *t, void *data)
         const char *k;
         int len = apr_snprintf(rec, sizeof(rec), "%s|%d|%d", id, a->id, i);
         if (i % 3 == 0) {
-            mc_reccache_put(a->c, id, key, mc_versions_get(versions, key),
+            mc_reccache_put(a->c, REALM, id, key, mc_versions_get(versions, key),
                             apr_time_from_sec(1000), (const unsigned char *)rec,
                             (apr_size_t)len);
         }
         else if (i % 7 == 0) {
             mc_versions_bump(versions, key);
         }
-        else if (mc_reccache_get(a->c, id, apr_time_from_sec(1000), p, &d, &n, &k)) {
+        else if (mc_reccache_get(a->c, REALM, id, apr_time_from_sec(1000), p, &d, &n, &k)) {
             /* the whole record of this id, never a mix of two */
             if (n < strlen(id) + 1 || memcmp(d, id, strlen(id)) || d[strlen(id)] != '|'
                 || strlen((char *)d) != n || strcmp(k, key)) {
@@ -193,6 +223,7 @@ int main(void)
     apr_initialize();
     apr_pool_create(&p, NULL);
     test_hits_and_versions(p);
+    test_realms(p);
     test_collisions_and_limits(p);
     test_threads(p);
     apr_pool_destroy(p);

@@ -366,7 +366,7 @@ static void test_sealed_size(void)
     mc_session_rec s = full_session(), d;
     unsigned char *enc = NULL, *sealed = NULL, *plain = NULL;
     apr_size_t len = 0, slen = 0, plen = 0;
-    char *skey = mc_store_key(pool, 's', mc_crypto_random_token(pool, 32));
+    char *skey = mc_store_key(pool, 's', NULL, mc_crypto_random_token(pool, 32));
 
     CHECK(strlen(s.access_token) == 47 && strlen(s.refresh_token) == 47, "size: tokens are 47 chars");
     CHECK(sizeof(wallet_json) - 1 >= 550 && sizeof(wallet_json) - 1 <= 650
