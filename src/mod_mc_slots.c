@@ -133,6 +133,17 @@ int mc_slots_store_post_config(apr_pool_t *pconf, server_rec *s, apr_uint32_t en
     return OK;
 }
 
+void mc_slots_store_release(server_rec *s)
+{
+    mc_retained_slots *kept = ap_retained_data_get(MC_SLOTS_RETAINED_KEY);
+    table = NULL;
+    if (kept && kept->shm) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "mc-slots-init: another session store "
+                     "is configured: the built-in one is dropped with its sessions");
+        drop(kept);
+    }
+}
+
 int mc_slots_store_active(void)
 {
     return table != NULL;

@@ -13,6 +13,9 @@
  * of up to `value_max` bytes. OK, or HTTP_INTERNAL_SERVER_ERROR after logging why. */
 int mc_slots_store_post_config(apr_pool_t *pconf, server_rec *s, apr_uint32_t entries,
                                apr_uint32_t value_max);
+/* In post_config when the configuration uses another store: the table kept from a
+ * configuration before, if any, is let go with its sessions. */
+void mc_slots_store_release(server_rec *s);
 /* 1 when post_config made the table for this configuration. */
 int mc_slots_store_active(void);
 
