@@ -481,8 +481,8 @@ static const char *set_session_store(cmd_parms *cmd, void *dummy, const char *ar
     mc_store_config.provider_args = colon ? colon + 1 : NULL;
     if (*mc_store_config.provider_name == '\0'
         || !is_token(mc_store_config.provider_name, ":/()\"\\")) {
-        return fail(cmd, "must name an ap_socache provider, e.g. shmcb, redis:host:port, "
-                         "memcache:host:port");
+        return fail(cmd, "must be shm[:SESSIONS] (the built-in store) or name an ap_socache "
+                         "provider, e.g. redis:host:port, memcache:host:port, shmcb");
     }
     note_where(cmd, &mc_store_config.at);
     return NULL;
@@ -830,8 +830,8 @@ const command_rec mc_cmds[] = {
     AP_INIT_TAKE1("MoneiConnectAPIBase", set_api_base, NULL, SRV,
         "Base URL of Monei's API (default " MC_DEFAULT_API_BASE ")"),
     AP_INIT_TAKE1("MoneiConnectSessionStore", set_session_store, NULL, RSRC_CONF,
-        "ap_socache provider[:args] for sessions: shmcb (default), redis:host:port, "
-        "memcache:host:port, dbm:/path"),
+        "Session store: shm[:SESSIONS] (built-in, default shm:10000), or an ap_socache "
+        "provider: redis:host:port, memcache:host:port, shmcb[:/path(bytes)], dbm:/path"),
     AP_INIT_TAKE1("MoneiConnectSessionCookie", set_cookie_name, NULL, SRV,
         "Session cookie name (default monei_session, __Host-monei_session on https)"),
     AP_INIT_TAKE1("MoneiConnectCookieSameSite", set_samesite, NULL, SRV,

@@ -4,6 +4,7 @@
 #include "mod_mc.h"
 #include "mod_mc_status.h"
 #include "mod_mc_breaker.h"
+#include "mod_mc_store.h"
 
 #include "http_protocol.h"
 #include <apr_atomic.h>
@@ -91,6 +92,7 @@ void mc_stat_inc(mc_stat which)
 
 int mc_status_handler(request_rec *r)
 {
+    mc_store_fill_t fill;
     int i;
 
     if (!counters) {
@@ -106,6 +108,11 @@ int mc_status_handler(request_rec *r)
                        apr_atomic_read32(&counters->counter[i]));
         }
         mc_breaker_status(r, 1);
+        if (mc_store_fill(&fill)) {
+            ap_rprintf(r, ",\"store_sessions\":%u,\"store_records\":%u,\"store_slots\":%u,"
+                       "\"store_evictions\":%" APR_UINT64_T_FMT, fill.sessions, fill.records,
+                       fill.slots, fill.evictions);
+        }
         ap_rputs("}\n", r);
         return OK;
     }
@@ -127,5 +134,21 @@ int mc_status_handler(request_rec *r)
                "monei_connect_start_time_seconds %u\n",
                apr_atomic_read32(&counters->started_at));
     mc_breaker_status(r, 0);
+    if (mc_store_fill(&fill)) {
+        /* The built-in store's fill, so that an administrator sees a full store coming. */
+        ap_rprintf(r, "# HELP monei_connect_store_sessions Sessions the store is sized for.\n"
+                   "# TYPE monei_connect_store_sessions gauge\n"
+                   "monei_connect_store_sessions %u\n"
+                   "# HELP monei_connect_store_records Records held: sessions, login states, "
+                   "locks.\n# TYPE monei_connect_store_records gauge\n"
+                   "monei_connect_store_records %u\n"
+                   "# HELP monei_connect_store_slots Records the store holds at most.\n"
+                   "# TYPE monei_connect_store_slots gauge\n"
+                   "monei_connect_store_slots %u\n"
+                   "# HELP monei_connect_store_evictions_total Live records evicted to make "
+                   "room.\n# TYPE monei_connect_store_evictions_total counter\n"
+                   "monei_connect_store_evictions_total %" APR_UINT64_T_FMT "\n",
+                   fill.sessions, fill.records, fill.slots, fill.evictions);
+    }
     return OK;
 }

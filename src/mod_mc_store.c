@@ -1,6 +1,10 @@
-/* ap_socache glue for the session store (after mod_ssl's ssl_scache.c).
+/* The session store: the built-in slot table (`shm`, mod_mc_slots.c) or ap_socache glue
+ * (after mod_ssl's ssl_scache.c).
  *
- * One global mutex: it serializes every call for providers that are not multi-process safe
+ * The built-in store takes no global mutex: each operation holds the lock of its key's
+ * stripe only, which makes put-if-absent, take and update atomic on it.
+ *
+ * For ap_socache, one global mutex: it serializes every call for providers that are not multi-process safe
  * (shmcb, dbm), which makes their put-if-absent (mc_store_add) atomic. Stores that several
  * servers share (memcache, redis) get put-if-absent from the engine itself
  * (mod_mc_store_atomic.c); a shared provider without one is refused at startup. The mutex is
@@ -10,14 +14,17 @@
 #include "mod_mc_store.h"
 #include "mod_mc_status.h"
 #include "mod_mc_store_atomic.h"
+#include "mod_mc_slots.h"
 #include "mc_reccache.h"
 
 #include "ap_provider.h"
 #include "ap_socache.h"
 #include "util_mutex.h"
 #include "http_log.h"
+#include <apr_lib.h>
 #include <apr_shm.h>
 #include <apr_strings.h>
+#include <errno.h>
 
 APLOG_USE_MODULE(monei_connect);
 
@@ -29,9 +36,11 @@ static ap_socache_instance_t *store_instance;
 static apr_global_mutex_t *store_mutex;
 static int store_needs_mutex;       /* provider is not MP-safe: every call under the mutex */
 static int store_spread_ids;        /* shmcb: ids get a leading byte that spreads them */
+static int store_shm;               /* the built-in slot table (mod_mc_slots.c) */
+static apr_uint32_t shm_sessions;   /* what it is sized for */
 static server_rec *destroy_server;
 
-/* The hot path of a store only this server writes (shmcb, dbm): sessions are read from a
+/* The hot path of a store only this server writes (shm, shmcb, dbm): sessions are read from a
  * per-process cache while their version slot is unchanged (mc_reccache.h), so a request
  * with a valid session takes no global mutex, hashes nothing and decrypts nothing. The
  * slots are shared by every process and kept across restarts, as the shmcb instance is. */
@@ -74,13 +83,49 @@ int mc_store_pre_config(apr_pool_t *pconf)
     store_mutex = NULL;
     store_versions = NULL;
     session_cache = NULL;
+    store_shm = 0;
+    shm_sessions = 0;
     return ap_mutex_register(pconf, MC_MUTEX_TYPE, NULL, APR_LOCK_DEFAULT, 0) == APR_SUCCESS
            ? OK : !OK;
 }
 
 static const char *store_name(void)
 {
-    return mc_store_config.provider_name ? mc_store_config.provider_name : "shmcb";
+    return mc_store_config.provider_name ? mc_store_config.provider_name : MC_SHM_NAME;
+}
+
+static int is_shm(void)
+{
+    return !strcmp(store_name(), MC_SHM_NAME);
+}
+
+/* `shm` or `shm:SESSIONS`: 1 with shm_sessions set, or 0 after logging why not. */
+static int shm_parse(void)
+{
+    const char *a = mc_store_config.provider_args;
+    apr_int64_t n = MC_SHM_DEFAULT_SESSIONS;
+    char *end = NULL;
+
+    if (a) {
+        errno = 0;
+        n = apr_strtoi64(a, &end, 10);
+        if (!apr_isdigit(*a) || *end || errno == ERANGE || n < 1 || n > MC_SHM_SESSIONS_MAX) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG | APLOG_STARTUP, 0, NULL,
+                         "mod_monei_connect: MoneiConnectSessionStore shm:%s at %s:%d: must be "
+                         "shm or shm:SESSIONS, the number of sessions to hold, 1 to %d",
+                         a, mc_store_config.at.file ? mc_store_config.at.file : "?",
+                         mc_store_config.at.line, MC_SHM_SESSIONS_MAX);
+            return 0;
+        }
+    }
+    if (!mc_slots_size_for(MC_SHM_ENTRIES(n), MC_SHM_RECORD_MAX)) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG | APLOG_STARTUP, 0, NULL,
+                     "mod_monei_connect: MoneiConnectSessionStore shm:%s: too large for this "
+                     "system", a);
+        return 0;
+    }
+    shm_sessions = (apr_uint32_t)n;
+    return 1;
 }
 
 /* ap_socache's dbm provider stores each entry as one pair of the APR DBM type apr-util was
@@ -118,6 +163,10 @@ int mc_store_check(apr_pool_t *pconf, apr_pool_t *ptemp)
     ap_socache_instance_t *probe = NULL;
     const char *err;
 
+    if (is_shm()) {
+        mc_store_config.provider = NULL;
+        return shm_parse() ? OK : !OK;
+    }
     mc_store_config.provider = ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, name,
                                                   AP_SOCACHE_PROVIDER_VERSION);
     if (!mc_store_config.provider) {
@@ -195,7 +244,7 @@ static void versions_attach(mc_retained_store *kept, server_rec *s)
     apr_status_t rv;
 
     store_versions = NULL;
-    if (!store_needs_mutex) {
+    if (!store_needs_mutex && !store_shm) {
         return;
     }
     if (!kept->versions) {
@@ -219,12 +268,43 @@ static void instance_created(void)
     }
 }
 
+/* The built-in store: the slot table kept across restarts (mod_mc_slots.c), and version
+ * slots for the per-process cache. A shmcb segment kept from a configuration before is let
+ * go. */
+static int shm_post_config(apr_pool_t *pconf, server_rec *s, mc_retained_store *kept)
+{
+    int rc;
+
+    if (kept->instance) {
+        kept->provider->destroy(kept->instance, s);
+        kept->instance = NULL;
+    }
+    if (!shm_sessions) {
+        return HTTP_INTERNAL_SERVER_ERROR;      /* mc_store_check said why */
+    }
+    rc = mc_slots_store_post_config(pconf, s, MC_SHM_ENTRIES(shm_sessions),
+                                    MC_SHM_RECORD_MAX);
+    if (rc != OK) {
+        return rc;
+    }
+    versions_attach(kept, s);
+    /* The table may be new (first start, resized): nothing any process cached before is
+     * known to be in it. After a graceful restart this only costs old children's caches. */
+    instance_created();
+    return OK;
+}
+
 int mc_store_post_config(apr_pool_t *pconf, server_rec *s)
 {
     const char *name = store_name();
     mc_retained_store *kept;
     apr_status_t rv;
 
+    store_shm = is_shm();
+    if (store_shm) {
+        return shm_post_config(pconf, s, retained());
+    }
+    mc_slots_store_release(s);
     if (!mc_store_config.provider) {
         return OK;
     }
@@ -393,7 +473,9 @@ static apr_status_t retrieve(server_rec *s, const char *key, apr_pool_t *p,
 }
 
 /* Every change of a key, by any process, makes every process's cached copy stale. Called
- * under the store mutex, after the write. */
+ * after the write: under the store mutex (shmcb, dbm), or after the stripe lock is released
+ * (shm), which is as safe: a reader takes the version before it reads the record, so a
+ * record read before the write was cached under a version this bump makes stale. */
 static apr_status_t changed(const char *key, apr_status_t rv)
 {
     if (store_versions) {
@@ -435,6 +517,12 @@ apr_status_t mc_store_get(server_rec *s, const char *key, apr_pool_t *p, unsigne
     if (version) {
         *version = 0;
     }
+    if (store_shm) {
+        if (version && store_versions) {
+            *version = mc_versions_get(store_versions, key);
+        }
+        return mc_slots_store_get(s, key, p, data, len);
+    }
     if (!store_instance) {
         return APR_EINIT;
     }
@@ -458,6 +546,9 @@ apr_status_t mc_store_put(server_rec *s, const char *key, apr_time_t expiry,
                           const unsigned char *data, apr_size_t len, apr_pool_t *p)
 {
     apr_status_t rv;
+    if (store_shm) {
+        return changed(key, mc_slots_store_put(s, key, expiry, data, len));
+    }
     if (!store_instance) {
         return APR_EINIT;
     }
@@ -476,6 +567,10 @@ apr_status_t mc_store_add(server_rec *s, const char *key, apr_time_t expiry,
     apr_size_t oldlen;
     apr_status_t rv;
 
+    if (store_shm) {
+        /* The table's own add, under the key's stripe lock. */
+        return changed(key, mc_slots_store_add(s, key, expiry, data, len));
+    }
     if (!store_instance) {
         return APR_EINIT;
     }
@@ -506,6 +601,9 @@ apr_status_t mc_store_add(server_rec *s, const char *key, apr_time_t expiry,
 apr_status_t mc_store_remove(server_rec *s, const char *key, apr_pool_t *p)
 {
     apr_status_t rv;
+    if (store_shm) {
+        return changed(key, mc_slots_store_remove(s, key));
+    }
     if (!store_instance) {
         return APR_EINIT;
     }
@@ -521,6 +619,9 @@ apr_status_t mc_store_take(server_rec *s, const char *key, apr_pool_t *p,
                            unsigned char **data, apr_size_t *len)
 {
     apr_status_t rv;
+    if (store_shm) {
+        return changed(key, mc_slots_store_take(s, key, p, data, len));
+    }
     if (!store_instance) {
         return APR_EINIT;
     }
@@ -547,6 +648,11 @@ apr_status_t mc_store_update(server_rec *s, const char *key, apr_pool_t *p,
     apr_time_t expiry = 0;
     apr_status_t rv;
 
+    if (store_shm) {
+        /* decide() runs under the key's stripe lock; it takes no store lock itself. */
+        return changed(key, mc_slots_store_update(s, key, p, (mc_slots_decide_fn *)decide,
+                                                  baton));
+    }
     if (!store_instance) {
         return APR_EINIT;
     }
@@ -563,6 +669,19 @@ apr_status_t mc_store_update(server_rec *s, const char *key, apr_pool_t *p,
     }
     unlock(1);
     return rv;
+}
+
+int mc_store_fill(mc_store_fill_t *f)
+{
+    mc_slots_stats_t st;
+    if (!store_shm || mc_slots_store_stats(&st) != APR_SUCCESS) {
+        return 0;
+    }
+    f->sessions = shm_sessions;
+    f->records = st.used;
+    f->slots = st.slots;
+    f->evictions = st.evictions;
+    return 1;
 }
 
 /* Store trouble is logged once per burst: at ERR when it starts (and every 60 s while it

@@ -1,6 +1,7 @@
-/* The session store: an ap_socache provider chosen by MoneiConnectSessionStore, serialized by a
- * global mutex when the provider is not multi-process safe (shmcb, dbm). Records are opaque
- * bytes here; encryption happens above. */
+/* The session store: the built-in slot table in shared memory (`shm`, the default: one
+ * server, a stripe lock per operation), or an ap_socache provider chosen by
+ * MoneiConnectSessionStore, serialized by a global mutex when the provider is not
+ * multi-process safe (shmcb, dbm). Records are opaque bytes here; encryption happens above. */
 #ifndef MOD_MC_STORE_H
 #define MOD_MC_STORE_H
 
@@ -10,6 +11,21 @@
 /* Largest record we write; retrieve buffers are this size (socache answers NOTFOUND when a
  * record does not fit the caller's buffer). */
 #define MC_STORE_MAX_RECORD 8192
+
+/* The built-in store: `shm` (MC_SHM_DEFAULT_SESSIONS) or `shm:SESSIONS`. A store for N
+ * sessions is a slot table (mc_slots.h) of MC_SHM_ENTRIES(N) records of up to
+ * MC_SHM_RECORD_MAX bytes each: N sessions, as many login states in flight (each lives until
+ * its callback, 10 minutes at most) and MC_SHM_SHORT_LIVED session locks and browser
+ * bindings (each lives seconds). Its size in bytes is mc_slots_size_for(MC_SHM_ENTRIES(N),
+ * MC_SHM_RECORD_MAX) (README, "Capacity"). The record size makes a slot 3 KiB: twice a
+ * session with wallet and profile (~1.5 KB sealed), and a login state with the longest
+ * return URL accepted (2 KB). */
+#define MC_SHM_NAME "shm"
+#define MC_SHM_DEFAULT_SESSIONS 10000
+#define MC_SHM_SESSIONS_MAX 10000000
+#define MC_SHM_SHORT_LIVED 1024
+#define MC_SHM_RECORD_MAX 2976
+#define MC_SHM_ENTRIES(n) (2 * (apr_uint32_t)(n) + MC_SHM_SHORT_LIVED)
 
 /* Read key; *version (when not NULL) is the key's version slot as of the read, for
  * mc_reccache_put (0 when the store has no version slots). */
@@ -41,6 +57,16 @@ typedef apr_status_t (*mc_store_update_fn)(void *baton, const unsigned char *old
                                            apr_size_t *len, apr_time_t *expiry);
 apr_status_t mc_store_update(server_rec *s, const char *key, apr_pool_t *p,
                              mc_store_update_fn decide, void *baton);
+
+/* The built-in store's fill for the status page: 1 with the figures, 0 when the store is
+ * another (ap_socache providers cannot count their entries). */
+typedef struct {
+    apr_uint32_t sessions;      /* sessions it was sized for (shm:SESSIONS) */
+    apr_uint32_t records;       /* records held now: sessions, login states, locks */
+    apr_uint32_t slots;         /* records it can hold at most */
+    apr_uint64_t evictions;     /* live records evicted for room since it was made */
+} mc_store_fill_t;
+int mc_store_fill(mc_store_fill_t *f);
 
 /* Log a store failure once per burst; note when it answers again. */
 void mc_store_trouble(request_rec *r, apr_status_t rv, const char *what);

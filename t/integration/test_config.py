@@ -170,10 +170,31 @@ def test_session_store_global_only(sandbox, httpd_factory):
 
 def test_missing_socache_provider_is_named(sandbox, httpd_factory):
     h = httpd_factory("noshmcb", "", exclude=("socache_shmcb",))
-    h.body = full_conf(sandbox, h.port)
+    h.body = full_conf(sandbox, h.port, extra="MoneiConnectSessionStore shmcb")
     rc, out = h.configtest()
     assert rc != 0
     assert "LoadModule socache_shmcb_module" in out and "mod_socache_shmcb.so" in out, out
+
+
+def test_default_store_needs_no_socache_module(sandbox, httpd_factory):
+    # the built-in store (shm) is the default: no mod_socache_* module needed
+    h = httpd_factory("builtin", "", exclude=("socache_shmcb",))
+    h.body = full_conf(sandbox, h.port)
+    rc, out = h.configtest()
+    assert rc == 0, out
+    h.body = full_conf(sandbox, h.port, extra="MoneiConnectSessionStore shm:2000")
+    rc, out = h.configtest()
+    assert rc == 0, out
+
+
+@pytest.mark.parametrize("arg", ["shm:", "shm:0", "shm:-5", "shm:12x", "shm:1e6",
+                                 "shm:10000001", "shm:99999999999999999999", "shm:/tmp/x(1024)"])
+def test_bad_builtin_store_size_rejected(sandbox, httpd_factory, arg):
+    h = httpd_factory("badshm", "")
+    h.body = full_conf(sandbox, h.port, extra="MoneiConnectSessionStore %s" % arg)
+    rc, out = h.configtest()
+    assert rc != 0 and "MoneiConnectSessionStore shm:" in out, out
+    assert "number of sessions" in out, out
 
 
 def test_missing_redis_provider_is_named(sandbox, httpd_factory):
