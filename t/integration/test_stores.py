@@ -182,14 +182,15 @@ def test_tiny_shmcb_evicts_old_sessions(httpd_factory, sandbox, ca):
     assert "Segmentation fault" not in log and "exit signal" not in log
 
 
-def test_parent_exits_cleanly_with_the_retained_store(httpd_factory, sandbox, ca):
-    """The shmcb segment outlives restarts in the process pool; at the final stop it must go
-    before httpd unloads mod_socache_shmcb, or the parent dies of SIGSEGV as it exits (it ran
-    the provider's cleanup after its code was unmapped). Run in the foreground to see the
-    parent's own exit status."""
+@pytest.mark.parametrize("store", ["shmcb", "shm:100"])
+def test_parent_exits_cleanly_with_the_retained_store(httpd_factory, sandbox, ca, store):
+    """A shared-memory store outlives restarts under the process pool; at the final stop it
+    must go before httpd unloads the modules, or the parent dies of SIGSEGV as it exits (with
+    shmcb it ran mod_socache_shmcb's cleanup after its code was unmapped). Run in the
+    foreground to see the parent's own exit status."""
     import signal
     import subprocess
-    h = site(httpd_factory, sandbox, "exit", "shmcb")
+    h = site(httpd_factory, sandbox, "exit-" + store.split(":")[0], store)
     h.write_conf()
     proc = subprocess.Popen([harness.HTTPD, "-f", h.conf, "-DFOREGROUND"],
                             env=harness.sanitizer_env())
