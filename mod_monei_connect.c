@@ -41,14 +41,14 @@ static int mc_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
         return OK;
     }
     /* Like httpd's own startup line: which build an administrator is looking at. */
-    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "mod_monei_connect/%s (libcurl/%s) loaded",
+    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "MC0001: mod_monei_connect/%s (libcurl/%s) loaded",
                  MC_VERSION, curl_version_info(CURLVERSION_NOW)->version);
     if (!mc_config_in_use && !mc_store_config.provider) {
         return OK;
     }
     /* Once per configuration cycle, in the parent, before any thread exists. */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "mc-curl-init: curl_global_init failed");
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "MC0002: mc-curl-init: curl_global_init failed");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     apr_pool_cleanup_register(pconf, NULL, mc_curl_cleanup, apr_pool_cleanup_null);

@@ -38,7 +38,7 @@ static const mc_http_response *call(request_rec *r, const char *what, const char
     res->transport = resp->err;
     if (resp->err != MC_HTTP_OK) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
-                      "mc-api: %s: %s after %" APR_TIME_T_FMT " ms (%s)", what,
+                      "MC0003: mc-api: %s: %s after %" APR_TIME_T_FMT " ms (%s)", what,
                       mc_http_err_str(resp->err), apr_time_as_msec(resp->elapsed),
                       resp->detail ? resp->detail : "");
         return resp;
@@ -48,11 +48,11 @@ static const mc_http_response *call(request_rec *r, const char *what, const char
     if (resp->status < 200 || resp->status > 299) {
         mc_monei_parse_error(r->pool, resp->body, resp->len, &res->error, &res->message);
         ap_log_rerror(APLOG_MARK, resp->status == 401 ? APLOG_INFO : APLOG_WARNING, 0, r,
-                      "mc-api: %s: Monei answered %d%s%s", what, resp->status,
+                      "MC0004: mc-api: %s: Monei answered %d%s%s", what, resp->status,
                       res->error ? ": " : "", res->error ? res->error : "");
     }
     else {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mc-api: %s: %d in %" APR_TIME_T_FMT " ms",
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "MC0005: mc-api: %s: %d in %" APR_TIME_T_FMT " ms",
                       what, resp->status, apr_time_as_msec(resp->elapsed));
     }
     return resp;
@@ -79,7 +79,7 @@ static int take_tokens(request_rec *r, const char *what, const mc_http_response 
     apr_int64_t now = apr_time_sec(apr_time_now());
 
     if (mc_monei_parse_token(r->pool, resp->body, resp->len, &tok, &why) != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mc-api: %s: unusable token response: %s",
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "MC0006: mc-api: %s: unusable token response: %s",
                       what, why ? why : "malformed");
         res->ok = 0;
         return 0;
@@ -173,7 +173,7 @@ static int fetch(request_rec *r, const char *what, const char *path, const char 
     rv = is_wallet ? mc_monei_wallet_snapshot(r->pool, resp->body, resp->len, &data)
                    : mc_monei_user_snapshot(r->pool, resp->body, resp->len, &data);
     if (rv != APR_SUCCESS || !data) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "mc-api: %s: unusable answer", what);
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "MC0007: mc-api: %s: unusable answer", what);
         return 0;
     }
     res->ok = 1;
@@ -221,7 +221,7 @@ static void keep_bounded(request_rec *r, mc_session_rec *sess, const char *walle
     }
     if (left_out) {
         mc_stat_inc(MC_STAT_RECORD_TOO_LARGE);
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "mc-record-cap: Monei's wallet/profile "
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "MC0008: mc-record-cap: Monei's wallet/profile "
                       "data is larger than a session keeps (%d bytes a value, %d a snapshot): "
                       "left out %s", MC_SNAPSHOT_VALUE_MAX, MC_SNAPSHOT_MAX, left_out);
     }

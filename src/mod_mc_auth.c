@@ -82,7 +82,7 @@ int mc_check_authn(request_rec *r)
         return DECLINED;
     }
     if (!mc_server_active(mc_srv(r))) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mc-config: AuthType MoneiConnect is used "
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "MC0009: mc-config: AuthType MoneiConnect is used "
                       "here but this server lacks MoneiConnectClientID/ClientSecret/"
                       "RedirectURI/CryptoPassphrase");
         return HTTP_INTERNAL_SERVER_ERROR;

@@ -81,13 +81,13 @@ static authz_status scope_check(request_rec *r, const char *require_line, const 
         const char *url = NULL;
         /* ap_die turns a 403 whose custom response is an absolute URL into a redirect. */
         if (mc_login_prepare(r, mc_original_url(r), missing, h->key, &url) == OK) {
-            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mc-authz: missing \"%s\": step-up",
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "MC0010: mc-authz: missing \"%s\": step-up",
                           missing);
             mc_redirect_as_error(r, url);
             return AUTHZ_DENIED;
         }
     }
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mc-authz: missing \"%s\": denied", missing);
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "MC0011: mc-authz: missing \"%s\": denied", missing);
     mc_page_as_error(r, HTTP_FORBIDDEN, "insufficient_scope",
                      apr_psprintf(r->pool, "This page needs a permission your Monei wallet "
                                   "has not granted to this site: %s.", missing),

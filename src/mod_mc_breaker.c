@@ -44,7 +44,7 @@ int mc_breaker_post_config(apr_pool_t *pconf, server_rec *s)
                             s->process->pool);
         if (rv != APR_SUCCESS) {
             /* Without it every snapshot call goes to Monei as before: worse, not broken. */
-            ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, "mc-breaker: no shared memory for the "
+            ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, "MC0012: mc-breaker: no shared memory for the "
                          "breaker; calls to Monei are not limited");
             breakers = NULL;
             return OK;
@@ -113,17 +113,17 @@ static void log_event(request_rec *r, mc_breaker *b, mc_breaker_event ev,
     long wait = (long)apr_atomic_read32(&b->open_until) - (long)now_sec();
     switch (ev) {
     case MC_BREAKER_OPENED:
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "mc-breaker: Monei's API is failing "
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "MC0013: mc-breaker: Monei's API is failing "
                       "(%s); breaker open: no wallet/profile call for %ld s, pages get the "
                       "last snapshot marked stale", what_failed(r, res), wait > 0 ? wait : 0);
         break;
     case MC_BREAKER_REOPENED:
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "mc-breaker: the probe failed (%s); "
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "MC0014: mc-breaker: the probe failed (%s); "
                       "breaker open again for %ld s", what_failed(r, res), wait > 0 ? wait : 0);
         break;
     case MC_BREAKER_CLOSED_AGAIN:
         ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
-                      "mc-breaker: Monei answers again; breaker closed");
+                      "MC0015: mc-breaker: Monei answers again; breaker closed");
         break;
     default:
         break;
@@ -146,10 +146,10 @@ mc_breaker_go mc_breaker_admit(request_rec *r, mc_breaker_ticket *t)
                           (apr_uint32_t)(5 * c->total_timeout + 1), t);
     if (go == MC_BREAKER_CALL && t->kind == MC_BREAKER_T_PROBE) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                      "mc-breaker: back-off over; this request probes Monei");
+                      "MC0016: mc-breaker: back-off over; this request probes Monei");
     }
     else if (go != MC_BREAKER_CALL) {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mc-breaker: %s; the last snapshot is "
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "MC0017: mc-breaker: %s; the last snapshot is "
                       "served", go == MC_BREAKER_BUSY ? "two snapshot calls already in flight"
                                                       : "backing off");
     }

@@ -426,7 +426,7 @@ static const char *set_passphrase(cmd_parms *cmd, void *dummy, int argc, char *c
         }
         if (strlen(v) < 16) {
             ap_log_error(APLOG_MARK, APLOG_WARNING | APLOG_STARTUP, 0, cmd->server,
-                         "mc-cfg-weak: MoneiConnectCryptoPassphrase #%d at %s:%d is shorter "
+                         "MC0018: mc-cfg-weak: MoneiConnectCryptoPassphrase #%d at %s:%d is shorter "
                          "than 16 characters; use a long random value "
                          "(e.g. openssl rand -base64 32)", i + 1,
                          cmd->directive->filename, cmd->directive->line_num);
@@ -570,7 +570,7 @@ static const char *set_ssl_verify(cmd_parms *cmd, void *dummy, int on)
     srv_cfg(cmd)->ssl_verify = on;
     if (!on) {
         ap_log_error(APLOG_MARK, APLOG_WARNING | APLOG_STARTUP, 0, cmd->server,
-                     "mc-cfg-noverify: MoneiConnectSSLVerify Off at %s:%d: TLS certificates of "
+                     "MC0019: mc-cfg-noverify: MoneiConnectSSLVerify Off at %s:%d: TLS certificates of "
                      "the Monei API are NOT verified; use this with a sandbox only",
                      cmd->directive->filename, cmd->directive->line_num);
     }
@@ -958,7 +958,7 @@ static int require(server_rec *s, const mc_use_t *u, const void *value, const ch
         return OK;
     }
     ap_log_error(APLOG_MARK, APLOG_EMERG | APLOG_STARTUP, 0, NULL,
-                 "mod_monei_connect: %s is required: %s is used at %s:%d but server %s:%d "
+                 "MC0020: mod_monei_connect: %s is required: %s is used at %s:%d but server %s:%d "
                  "has no %s", name, u->what, u->file, u->line,
                  s->server_hostname ? s->server_hostname : "(main)", s->port, name);
     return !OK;
@@ -988,7 +988,7 @@ static int check_logout_redirects(apr_pool_t *p, server_rec *main_s, const ap_di
             here.port = c->redirect_port != MC_UNSET ? c->redirect_port : vs->port;
             if (mc_return_to_check(p, value, &here, c->trusted_hosts, &safe) != APR_SUCCESS) {
                 ap_log_error(APLOG_MARK, APLOG_EMERG | APLOG_STARTUP, 0, NULL,
-                             "mod_monei_connect: MoneiConnectLogoutRedirect at %s:%d: '%s' is "
+                             "MC0021: mod_monei_connect: MoneiConnectLogoutRedirect at %s:%d: '%s' is "
                              "neither a path on this site nor a URL on this server's name or "
                              "a MoneiConnectTrustedReturnHost (what return_to refuses is "
                              "refused here too)", d->filename, d->line_num, value);
@@ -1026,7 +1026,7 @@ int mc_config_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
         }
         if (c->samesite && !strcmp(c->samesite, "None") && !mc_cfg_secure(c)) {
             ap_log_error(APLOG_MARK, APLOG_EMERG | APLOG_STARTUP, 0, NULL,
-                         "mod_monei_connect: MoneiConnectCookieSameSite None needs Secure "
+                         "MC0022: mod_monei_connect: MoneiConnectCookieSameSite None needs Secure "
                          "cookies (browsers drop SameSite=None without Secure): set "
                          "MoneiConnectCookieSecure On or use an https redirect URI");
             rc = !OK;

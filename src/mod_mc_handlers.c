@@ -35,7 +35,7 @@ static int login(request_rec *r, apr_table_t *q)
          * a user for more (wallet:withdraw, a made-up admin scope). */
         if (strlen(scope) > 512 || !mc_scope_valid_list(scope)
             || !mc_config_scopes_allowed(scope)) {
-            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mc-login: scope= names a scope "
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "MC0023: mc-login: scope= names a scope "
                           "this server's configuration does not use; refused");
             return mc_page(r, HTTP_BAD_REQUEST, "invalid_scope",
                            "The requested permissions are not valid.", NULL);
@@ -176,7 +176,7 @@ static int mc_disconnect(request_rec *r, int on_redirect_path)
     if (sr == MC_SESS_OK && is_post) {
         if (!same_text(arg(r, q, "token"), disconnect_token(r, h))) {
             ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                          "mc-disconnect: POST without this session's token refused");
+                          "MC0024: mc-disconnect: POST without this session's token refused");
             return mc_page(r, HTTP_FORBIDDEN, "invalid_token",
                            "This disconnect request did not come from this site's "
                            "confirmation page. You are still connected.", NULL);
@@ -185,7 +185,7 @@ static int mc_disconnect(request_rec *r, int on_redirect_path)
     else if (sr == MC_SESS_OK
              && !(site && (!strcasecmp(site, "same-origin") || !strcasecmp(site, "none")))) {
         const char *token = disconnect_token(r, h);
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mc-disconnect: GET not known to come "
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "MC0025: mc-disconnect: GET not known to come "
                       "from this site (Sec-Fetch-Site %s): asking first",
                       site ? ap_escape_logitem(r->pool, site) : "absent");
         if (mc_is_api_client(r) || !token) {
@@ -200,7 +200,7 @@ static int mc_disconnect(request_rec *r, int on_redirect_path)
     }
     if (sr == MC_SESS_OK) {
         mc_stat_inc(MC_STAT_DISCONNECT);
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mc-disconnect: session ended");
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "MC0026: mc-disconnect: session ended");
     }
     /* Gone from the store after any refresh in flight, and both tokens revoked at Monei;
      * local state goes whatever Monei answers. */
@@ -266,7 +266,7 @@ int mc_handler(request_rec *r)
         return r->method_number == M_GET ? mc_status_handler(r) : HTTP_METHOD_NOT_ALLOWED;
     }
     if (!mc_server_active(mc_srv(r))) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mc-config: SetHandler %s needs "
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "MC0027: mc-config: SetHandler %s needs "
                       "MoneiConnectClientID/ClientSecret/RedirectURI/CryptoPassphrase",
                       r->handler);
         return HTTP_INTERNAL_SERVER_ERROR;

@@ -86,7 +86,7 @@ static int prepare(request_rec *r, const char *return_to, const char *scope,
     }
     st.id = mc_crypto_random_token(r->pool, MC_STATE_ID_BYTES);
     if (!st.id || !binding) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mc-random: no randomness for a login");
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "MC0028: mc-random: no randomness for a login");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     st.created = apr_time_sec(apr_time_now());
@@ -113,7 +113,7 @@ static int prepare(request_rec *r, const char *return_to, const char *scope,
     if (base_session) {
         mc_stat_inc(MC_STAT_STEP_UP);
     }
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mc-login: sending the browser to Monei for "
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "MC0029: mc-login: sending the browser to Monei for "
                   "scopes \"%s\"%s%s", scope, base_session ? " (step-up)" : "",
                   retry ? " (once more, binding lost to another tab)" : "");
     return *url ? OK : HTTP_INTERNAL_SERVER_ERROR;
@@ -137,7 +137,7 @@ int mc_login_start(request_rec *r, const char *return_to, const char *scope,
         const char *safe = safe_return(r, return_to);
         if (!safe) {
             ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                          "mc-login: return_to refused (not a path here or a trusted host)");
+                          "MC0030: mc-login: return_to refused (not a path here or a trusted host)");
             return mc_page(r, HTTP_BAD_REQUEST, "invalid_return_to",
                            "The page to return to after connecting is not on this site.",
                            NULL);
@@ -254,14 +254,14 @@ static int binding_mismatch(request_rec *r, const char *binding, const mc_state_
         if (st->base_session && mc_session_load(r, &h) == MC_SESS_OK) {
             base = h->key;
         }
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mc-callback: state bound to another "
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "MC0031: mc-callback: state bound to another "
                       "binding cookie (a tab that lost the race for it?): one fresh login");
         if (prepare(r, st->return_to, st->scopes, base, 1, &url) == OK) {
             return mc_redirect(r, url);
         }
     }
     ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
-                  "mc-callback: state belongs to another browser (binding cookie %s)",
+                  "MC0032: mc-callback: state belongs to another browser (binding cookie %s)",
                   binding ? "differs" : "missing");
     return mc_page(r, HTTP_BAD_REQUEST, "invalid_state",
                    "This sign-in was started in another browser or has expired. "
@@ -290,21 +290,21 @@ int mc_login_callback(request_rec *r)
 
     if (!state || !*state) {
         mc_stat_inc(MC_STAT_LOGIN_FAILED_STATE);
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mc-callback: no state in the callback");
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "MC0033: mc-callback: no state in the callback");
         return mc_page(r, HTTP_BAD_REQUEST, "invalid_state",
                        "This sign-in link is incomplete. Please start again.", "/");
     }
     if (mc_state_open(r, state, &st) != APR_SUCCESS) {
         mc_stat_inc(MC_STAT_LOGIN_FAILED_STATE);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                      "mc-callback: a state this server did not issue");
+                      "MC0034: mc-callback: a state this server did not issue");
         return mc_page(r, HTTP_BAD_REQUEST, "invalid_state",
                        "This sign-in link has expired or was already used. "
                        "Please start again.", "/");
     }
     if (now - st.created > MC_STATE_TTL || now < st.created - 60) {
         mc_stat_inc(MC_STAT_LOGIN_FAILED_STATE);
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mc-callback: state expired");
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "MC0035: mc-callback: state expired");
         return mc_page(r, HTTP_BAD_REQUEST, "invalid_state",
                        "This sign-in link has expired. Please start again.", st.return_to);
     }
@@ -314,7 +314,7 @@ int mc_login_callback(request_rec *r)
     rv = mc_state_claim(r, &st);
     if (rv == APR_EEXIST) {
         mc_stat_inc(MC_STAT_LOGIN_FAILED_STATE);
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mc-callback: state already used");
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "MC0036: mc-callback: state already used");
         return mc_page(r, HTTP_BAD_REQUEST, "invalid_state",
                        "This sign-in link was already used. Please start again.",
                        st.return_to);
@@ -329,7 +329,7 @@ int mc_login_callback(request_rec *r)
         const char *desc = apr_table_get(q, "error_description");
         mc_stat_inc(!strcmp(error, "access_denied") ? MC_STAT_LOGIN_FAILED_DENIED
                                                     : MC_STAT_LOGIN_FAILED_PROVIDER);
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mc-callback: Monei returned an error "
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "MC0037: mc-callback: Monei returned an error "
                       "(%s)", ap_escape_logitem(r->pool, error));
         if (!strcmp(error, "access_denied") && st.base_session) {
             mc_session_note_decline(r, st.base_session, st.scopes);
@@ -373,7 +373,7 @@ int mc_login_callback(request_rec *r)
         mc_stat_inc(MC_STAT_LOGIN_FAILED_DENIED);
         mc_api_revoke(r, sess->access_token);
         mc_api_revoke(r, sess->refresh_token);
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mc-callback: Monei granted no scope; "
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "MC0038: mc-callback: Monei granted no scope; "
                       "no session");
         return mc_page_with(r, HTTP_FORBIDDEN, "nothing_shared",
                             "You approved without choosing any permission, so nothing was "
@@ -385,7 +385,7 @@ int mc_login_callback(request_rec *r)
     base = mc_session_read_key(r, st.base_session);
     if (mc_api_snapshot(r, sess) < 0) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
-                      "mc-callback: Monei rejected the new token when reading the wallet");
+                      "MC0039: mc-callback: Monei rejected the new token when reading the wallet");
     }
     set_subject(r, sess, base ? base->subject : NULL);
     /* Step-up: the new grant adds to what the session already had, if it is the same
@@ -404,7 +404,7 @@ int mc_login_callback(request_rec *r)
         }
     }
     else if (base) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "mc-callback: step-up returned another "
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "MC0040: mc-callback: step-up returned another "
                       "Monei account; starting a new session instead of extending");
     }
     /* The session being extended ends with the new one, whether or not it was this
@@ -416,7 +416,7 @@ int mc_login_callback(request_rec *r)
                        st.return_to);
     }
     mc_stat_inc(MC_STAT_LOGIN_COMPLETED);
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mc-callback: connected (scopes \"%s\")",
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "MC0041: mc-callback: connected (scopes \"%s\")",
                   sess->scopes);
     if (mc_srv(r)->samesite && !strcmp(mc_srv(r)->samesite, "Strict")) {
         return mc_redirect_same_site(r, st.return_to);

@@ -34,13 +34,13 @@ static void call_monei(request_rec *r, mc_session_t *h, mc_refresh_in *in, int *
         mc_stat_inc(MC_STAT_REFRESH_OK);
         rv = mc_session_save_locked(r, h);
         if (rv == APR_SUCCESS) {
-            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mc-refresh: tokens rotated");
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "MC0042: mc-refresh: tokens rotated");
             *done = 1, *result = MC_TOKEN_OK;
         }
         else if (rv == APR_EEXIST || APR_STATUS_IS_NOTFOUND(rv)) {
             /* The session was ended (a disconnect) while Monei answered: the new pair must
              * not outlive it, and nothing may write it back. */
-            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mc-refresh: the session ended during "
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "MC0043: mc-refresh: the session ended during "
                           "its refresh; the new tokens are revoked");
             mc_api_revoke(r, h->rec->access_token);
             mc_api_revoke(r, h->rec->refresh_token);
@@ -111,12 +111,12 @@ static mc_token_state upkeep(request_rec *r, mc_session_t *h, int force)
             break;
         case MC_REFRESH_END:
             ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                          "mc-refresh: Monei rejected the refresh token; the session ends");
+                          "MC0044: mc-refresh: Monei rejected the refresh token; the session ends");
             done = 1, result = MC_TOKEN_ENDED;
             break;
         case MC_REFRESH_ADOPT:
             ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
-                          "mc-refresh: another request refreshed this session already");
+                          "MC0045: mc-refresh: another request refreshed this session already");
             /* The adopted record's token is the newest there is. */
             in.record_changed = in.rejected = in.force = 0;
             break;
@@ -161,7 +161,7 @@ static mc_token_state upkeep(request_rec *r, mc_session_t *h, int force)
             in.waited_out = apr_time_now() > wait_until;
             if (in.waited_out) {
                 ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
-                              "mc-refresh: gave up waiting for another request's refresh");
+                              "MC0046: mc-refresh: gave up waiting for another request's refresh");
             }
             break;
         case MC_REFRESH_CALL:
@@ -231,7 +231,7 @@ mc_sess_result mc_session_ready(request_rec *r, mc_session_t **out)
         }
         if (snap < 0) {
             ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                          "mc-session: Monei refuses the session's tokens; it ends");
+                          "MC0047: mc-session: Monei refuses the session's tokens; it ends");
             return ended(r, h);
         }
         /* Write fresh data, or the first failure; not every request while Monei is down. */

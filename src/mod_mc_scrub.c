@@ -38,7 +38,7 @@ void mc_scrub_headers(request_rec *r, const char *also)
     while (i < a->nelts) {
         const char *name = e[i].key;
         if (name && forbidden(c, also, name)) {
-            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mc-scrub: request header %s removed",
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "MC0048: mc-scrub: request header %s removed",
                           ap_escape_logitem(r->pool, name));
             apr_table_unset(r->headers_in, name);
             continue;

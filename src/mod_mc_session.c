@@ -36,7 +36,7 @@ int mc_session_post_config(apr_pool_t *pconf, server_rec *s)
                                c->passphrases->nelts, &c->keyring);
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
-                         "mc-keyring: cannot derive session keys from "
+                         "MC0049: mc-keyring: cannot derive session keys from "
                          "MoneiConnectCryptoPassphrase");
             return HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -147,7 +147,7 @@ void mc_set_cookie(request_rec *r, const char *name, const char *value, long max
     hdr = mc_cookie_set_header(r->pool, name, value ? value : "", max_age, mc_cfg_secure(c),
                                samesite);
     if (!hdr) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mc-cookie: cannot build cookie %s", name);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "MC0050: mc-cookie: cannot build cookie %s", name);
         return;
     }
     apr_table_addn(r->err_headers_out, "Set-Cookie", hdr);
@@ -171,14 +171,14 @@ static apr_status_t seal_put(request_rec *r, const char *key, const unsigned cha
                         &slen);
     mc_cleanse((void *)plain, plen);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "mc-seal: cannot encrypt a record");
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "MC0051: mc-seal: cannot encrypt a record");
         return rv;
     }
     rv = mc_store_put(r->server, key, expiry, sealed, slen, r->pool);
     if (rv == APR_ENOSPC) {
         /* The record, not the store, is at fault: no outage alarm. */
         mc_stat_inc(MC_STAT_RECORD_TOO_LARGE);
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "mc-seal: a %lu-byte record is larger "
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "MC0052: mc-seal: a %lu-byte record is larger "
                       "than the store takes", (unsigned long)slen);
     }
     else if (rv != APR_SUCCESS) {
@@ -196,7 +196,7 @@ static apr_status_t open_record(request_rec *r, const char *key, const unsigned 
     if (rv != APR_SUCCESS) {
         /* A forged or foreign record, or one sealed with a passphrase no longer listed. */
         ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r,
-                      "mc-open: a stored record does not decrypt; treating it as absent");
+                      "MC0053: mc-open: a stored record does not decrypt; treating it as absent");
     }
     return rv;
 }
@@ -209,7 +209,7 @@ static apr_status_t decode_session(request_rec *r, unsigned char *plain, apr_siz
     apr_status_t rv = mc_session_decode(r->pool, plain, plen, s);
     mc_cleanse(plain, plen);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, "mc-decode: a session record is malformed");
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, "MC0054: mc-decode: a session record is malformed");
         return APR_NOTFOUND;
     }
     *out = s;
@@ -330,7 +330,7 @@ mc_sess_result mc_session_load(request_rec *r, mc_session_t **out)
     }
     rv = load_by_id(r, h);
     if (APR_STATUS_IS_NOTFOUND(rv)) {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mc-session: no session for this cookie");
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "MC0055: mc-session: no session for this cookie");
         return MC_SESS_NONE;
     }
     if (rv != APR_SUCCESS) {
@@ -340,12 +340,12 @@ mc_sess_result mc_session_load(request_rec *r, mc_session_t **out)
     mc_store_recovered(r);
     h->generation = h->rec->generation;
     if (now >= h->rec->created + c->max_duration) {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mc-session: maximum duration reached");
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "MC0056: mc-session: maximum duration reached");
         mc_session_destroy(r, h, 0);
         return MC_SESS_NONE;
     }
     if (now >= h->rec->last_active + c->inactivity_timeout) {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mc-session: inactivity timeout");
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "MC0057: mc-session: inactivity timeout");
         mc_session_destroy(r, h, 0);
         return MC_SESS_NONE;
     }
@@ -457,7 +457,7 @@ apr_status_t mc_session_save_locked(request_rec *r, mc_session_t *h)
         return APR_EEXIST;
     }
     if ((rv = mc_session_encode(r->pool, h->rec, &plain, &plen)) != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "mc-encode: session record too large");
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "MC0058: mc-encode: session record too large");
         return rv;
     }
     if ((rv = seal_put(r, h->key, plain, plen, session_expiry(r, h->rec))) == APR_SUCCESS) {
@@ -476,14 +476,14 @@ void mc_session_finish(request_rec *r, mc_session_t *h)
     }
     h->dirty = 0;
     if ((rv = mc_session_lock(r, h)) != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, "mc-session: session busy; its "
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, "MC0059: mc-session: session busy; its "
                       "activity and snapshot are written by a later request");
         return;
     }
     rv = mc_session_save_locked(r, h);
     mc_session_unlock(r, h);
     if (rv != APR_SUCCESS && rv != APR_EEXIST && !APR_STATUS_IS_NOTFOUND(rv)) {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, "mc-session: record not written back");
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, "MC0060: mc-session: record not written back");
     }
 }
 
@@ -529,7 +529,7 @@ static mc_session_rec *end_key(request_rec *r, const char *key)
         mc_store_remove(r->server, lock_key(r, key), r->pool);
     }
     else {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, locked, r, "mc-session: ending a session "
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, locked, r, "MC0061: mc-session: ending a session "
                       "without its lock");
     }
     return stored;
@@ -563,11 +563,11 @@ const char *mc_session_create(request_rec *r, mc_session_rec *rec, const char *r
 
     mc_cookies_take(r);
     if (!id || !(key = session_key(r, id))) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mc-random: no randomness for a session id");
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "MC0062: mc-random: no randomness for a session id");
         return NULL;
     }
     if (mc_session_encode(r->pool, rec, &plain, &plen) != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mc-encode: session record too large");
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "MC0063: mc-encode: session record too large");
         return NULL;
     }
     if (seal_put(r, key, plain, plen, session_expiry(r, rec)) != APR_SUCCESS) {

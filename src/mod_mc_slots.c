@@ -40,7 +40,7 @@ static void *block_of(apr_shm_t *shm, apr_size_t *size)
 static void rebuilt(void *baton, unsigned stripe, apr_uint32_t kept)
 {
     ap_log_error(APLOG_MARK, APLOG_WARNING, 0, (server_rec *)baton,
-                 "mc-slots-repair: a process died holding a lock of the session store; "
+                 "MC0064: mc-slots-repair: a process died holding a lock of the session store; "
                  "its stripe %u was rebuilt (%u sessions kept)", stripe, kept);
 }
 
@@ -65,7 +65,7 @@ static void reuse(mc_retained_slots *kept, apr_pool_t *pconf, server_rec *s,
     apr_status_t rv;
 
     if (kept->entries != entries || kept->value_max != value_max) {
-        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "mc-slots-init: the session store was "
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "MC0065: mc-slots-init: the session store was "
                      "resized (%u to %u sessions, %u to %u bytes each): its sessions are "
                      "dropped", kept->entries, entries, kept->value_max, value_max);
         drop(kept);
@@ -75,13 +75,13 @@ static void reuse(mc_retained_slots *kept, apr_pool_t *pconf, server_rec *s,
     rv = mc_slots_attach(block, size, entries, value_max, pconf, &table);
     if (rv != APR_SUCCESS) {
         table = NULL;
-        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, "mc-slots-init: the session store "
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, "MC0066: mc-slots-init: the session store "
                      "kept across the restart is unusable; starting an empty one");
         drop(kept);
         return;
     }
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
-                 "mc-slots-init: keeping the session store across the restart");
+                 "MC0067: mc-slots-init: keeping the session store across the restart");
 }
 
 int mc_slots_store_post_config(apr_pool_t *pconf, server_rec *s, apr_uint32_t entries,
@@ -94,7 +94,7 @@ int mc_slots_store_post_config(apr_pool_t *pconf, server_rec *s, apr_uint32_t en
 
     table = NULL;
     if (!need) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "mc-slots-init: no session store for %u "
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "MC0068: mc-slots-init: no session store for %u "
                      "sessions of %u bytes (at most %u sessions of %u bytes)", entries,
                      value_max, MC_SLOTS_ENTRIES_MAX, MC_SLOTS_VALUE_MAX);
         return HTTP_INTERNAL_SERVER_ERROR;
@@ -106,7 +106,7 @@ int mc_slots_store_post_config(apr_pool_t *pconf, server_rec *s, apr_uint32_t en
         rv = apr_shm_create(&kept->shm, need + MC_SLOTS_SHM_SLACK, NULL, s->process->pool);
         if (rv != APR_SUCCESS) {
             kept->shm = NULL;
-            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "mc-slots-init: cannot get %"
+            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "MC0069: mc-slots-init: cannot get %"
                          APR_SIZE_T_FMT " bytes of shared memory for the session store",
                          need + MC_SLOTS_SHM_SLACK);
             return HTTP_INTERNAL_SERVER_ERROR;
@@ -114,12 +114,12 @@ int mc_slots_store_post_config(apr_pool_t *pconf, server_rec *s, apr_uint32_t en
         block = block_of(kept->shm, &size);
         rv = mc_slots_create(block, size, entries, value_max, pconf, &table);
         if (rv == APR_SUCCESS && (rv = mc_slots_locks_init(table)) != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "mc-slots-init: this system has no "
+            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "MC0070: mc-slots-init: this system has no "
                          "robust process-shared mutexes for the session store");
         }
         else if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
-                         "mc-slots-init: cannot make the session store");
+                         "MC0071: mc-slots-init: cannot make the session store");
         }
         if (rv != APR_SUCCESS) {
             table = NULL;
@@ -138,7 +138,7 @@ void mc_slots_store_release(server_rec *s)
     mc_retained_slots *kept = ap_retained_data_get(MC_SLOTS_RETAINED_KEY);
     table = NULL;
     if (kept && kept->shm) {
-        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "mc-slots-init: another session store "
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "MC0072: mc-slots-init: another session store "
                      "is configured: the built-in one is dropped with its sessions");
         drop(kept);
     }
@@ -158,7 +158,7 @@ static apr_status_t done(server_rec *s, const char *what, apr_status_t rv)
             mc_slots_stats_t st;
             evict_logged = now;
             mc_slots_stats(table, &st);
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "mc-slots-evict: the session store "
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "MC0073: mc-slots-evict: the session store "
                          "is full and evicts sessions to store new ones (%" APR_UINT64_T_FMT
                          " so far; made for %u sessions, %u slots): make it larger",
                          st.evictions, st.entries, st.slots);
@@ -166,12 +166,12 @@ static apr_status_t done(server_rec *s, const char *what, apr_status_t rv)
         return APR_SUCCESS;
     }
     if (rv == MC_SLOTS_ELOCK) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "mc-slots-lock: %s: a lock of the session "
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, "MC0074: mc-slots-lock: %s: a lock of the session "
                      "store is unusable", what);
         return APR_EGENERAL;
     }
     if (rv == APR_EINVAL) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, "mc-slots-key: %s: a store key empty or "
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, "MC0075: mc-slots-key: %s: a store key empty or "
                      "longer than %d bytes", what, MC_SLOTS_KEY_MAX);
     }
     return rv;

@@ -35,19 +35,19 @@ const char *mc_state_seal(request_rec *r, const mc_state_rec *st)
     const char *out;
 
     if ((rv = mc_state_encode(r->pool, st, &plain, &plen)) != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "mc-state: login state too large");
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "MC0076: mc-state: login state too large");
         return NULL;
     }
     rv = mc_record_seal(r->pool, mc_srv(r)->keyring, aad, strlen(aad), plain, plen, &sealed,
                         &slen);
     mc_cleanse(plain, plen);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "mc-state: cannot seal a login state");
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "MC0077: mc-state: cannot seal a login state");
         return NULL;
     }
     out = mc_b64url_encode(r->pool, sealed, slen);
     if (out && strlen(out) > MC_STATE_MAX_LEN) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mc-state: sealed login state too long");
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "MC0078: mc-state: sealed login state too long");
         return NULL;
     }
     return out;
@@ -70,7 +70,7 @@ apr_status_t mc_state_open(request_rec *r, const char *state, mc_state_rec *st)
     rv = mc_state_decode(r->pool, plain, plen, st);
     mc_cleanse(plain, plen);
     if (rv != APR_SUCCESS || !st->id || !st->binding || !st->return_to || !st->scopes) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, "mc-state: a sealed login state is "
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, "MC0079: mc-state: a sealed login state is "
                       "malformed");
         return APR_NOTFOUND;
     }

@@ -71,7 +71,7 @@ int mc_status_post_config(apr_pool_t *pconf, server_rec *s)
         rv = apr_shm_create(&kept->shm, sizeof(mc_counters), NULL, s->process->pool);
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
-                         "mc-status: no shared memory for counters; status page disabled");
+                         "MC0080: mc-status: no shared memory for counters; status page disabled");
             counters = NULL;
             return OK;
         }

@@ -111,7 +111,7 @@ static int shm_parse(void)
         n = apr_strtoi64(a, &end, 10);
         if (!apr_isdigit(*a) || *end || errno == ERANGE || n < 1 || n > MC_SHM_SESSIONS_MAX) {
             ap_log_error(APLOG_MARK, APLOG_EMERG | APLOG_STARTUP, 0, NULL,
-                         "mod_monei_connect: MoneiConnectSessionStore shm:%s at %s:%d: must be "
+                         "MC0081: mod_monei_connect: MoneiConnectSessionStore shm:%s at %s:%d: must be "
                          "shm or shm:SESSIONS, the number of sessions to hold, 1 to %d",
                          a, mc_store_config.at.file ? mc_store_config.at.file : "?",
                          mc_store_config.at.line, MC_SHM_SESSIONS_MAX);
@@ -120,7 +120,7 @@ static int shm_parse(void)
     }
     if (!mc_slots_size_for(MC_SHM_ENTRIES(n), MC_SHM_RECORD_MAX)) {
         ap_log_error(APLOG_MARK, APLOG_EMERG | APLOG_STARTUP, 0, NULL,
-                     "mod_monei_connect: MoneiConnectSessionStore shm:%s: too large for this "
+                     "MC0082: mod_monei_connect: MoneiConnectSessionStore shm:%s: too large for this "
                      "system", a);
         return 0;
     }
@@ -142,7 +142,7 @@ static int refuse_small_record_store(const char *name, apr_pool_t *ptemp)
         return OK;
     }
     ap_log_error(APLOG_MARK, APLOG_EMERG | APLOG_STARTUP, 0, NULL,
-                 "mod_monei_connect: MoneiConnectSessionStore dbm%s%s%s: mod_socache_dbm "
+                 "MC0083: mod_monei_connect: MoneiConnectSessionStore dbm%s%s%s: mod_socache_dbm "
                  "stores an entry as one DBM pair, and APR's DBM here (SDBM on Debian) "
                  "limits key + value to %d bytes, while a session record is about %d bytes "
                  "(tokens and wallet/profile snapshots, encrypted): every login would fail "
@@ -171,7 +171,7 @@ int mc_store_check(apr_pool_t *pconf, apr_pool_t *ptemp)
                                                   AP_SOCACHE_PROVIDER_VERSION);
     if (!mc_store_config.provider) {
         ap_log_error(APLOG_MARK, APLOG_EMERG | APLOG_STARTUP, 0, NULL,
-                     "mod_monei_connect: MoneiConnectSessionStore%s%s%s: the session store "
+                     "MC0084: mod_monei_connect: MoneiConnectSessionStore%s%s%s: the session store "
                      "provider '%s' is not loaded; add "
                      "\"LoadModule socache_%s_module modules/mod_socache_%s.so\" "
                      "(Debian: a2enmod socache_%s)",
@@ -189,7 +189,7 @@ int mc_store_check(apr_pool_t *pconf, apr_pool_t *ptemp)
         && !mc_atomic_supported(name)) {
         /* Several servers could share it, and nothing here could lock a session on it. */
         ap_log_error(APLOG_MARK, APLOG_EMERG | APLOG_STARTUP, 0, NULL,
-                     "mod_monei_connect: MoneiConnectSessionStore %s: this provider offers no "
+                     "MC0085: mod_monei_connect: MoneiConnectSessionStore %s: this provider offers no "
                      "atomic put-if-absent, which one-refresh-per-session needs across "
                      "servers; use shmcb (one server), memcache or redis", name);
         return !OK;
@@ -197,7 +197,7 @@ int mc_store_check(apr_pool_t *pconf, apr_pool_t *ptemp)
     err = mc_store_config.provider->create(&probe, mc_store_config.provider_args, ptemp, ptemp);
     if (err) {
         ap_log_error(APLOG_MARK, APLOG_EMERG | APLOG_STARTUP, 0, NULL,
-                     "mod_monei_connect: MoneiConnectSessionStore %s: %s", name, err);
+                     "MC0086: mod_monei_connect: MoneiConnectSessionStore %s: %s", name, err);
         return !OK;
     }
     return OK;
@@ -213,7 +213,7 @@ static apr_status_t make_instance(apr_pool_t *pool, server_rec *s, ap_socache_in
     hints.expiry_interval = 60;
     err = mc_store_config.provider->create(out, mc_store_config.provider_args, pool, pool);
     if (err) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "mc-store-init: %s", err);
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "MC0087: mc-store-init: %s", err);
         return APR_EGENERAL;
     }
     return mc_store_config.provider->init(*out, MC_CACHE_NAME, &hints, s, pool);
@@ -251,7 +251,7 @@ static void versions_attach(mc_retained_store *kept, server_rec *s)
         rv = apr_shm_create(&kept->versions, MC_VERSIONS_BYTES, NULL, s->process->pool);
         if (rv != APR_SUCCESS) {
             kept->versions = NULL;
-            ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, "mc-store-init: no shared memory "
+            ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, "MC0088: mc-store-init: no shared memory "
                          "for the session cache; every request reads the session store");
             return;
         }
@@ -315,7 +315,7 @@ int mc_store_post_config(apr_pool_t *pconf, server_rec *s)
     rv = ap_global_mutex_create(&store_mutex, NULL, MC_MUTEX_TYPE, NULL, s, pconf, 0);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
-                     "mc-store-mutex: cannot create the session store mutex");
+                     "MC0089: mc-store-mutex: cannot create the session store mutex");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (survives_restart(name)) {
@@ -333,7 +333,7 @@ int mc_store_post_config(apr_pool_t *pconf, server_rec *s)
                 kept->pool = NULL;
                 kept->instance = NULL;
                 ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
-                             "mc-store-init: cannot initialise the session store (%s)", spec);
+                             "MC0090: mc-store-init: cannot initialise the session store (%s)", spec);
                 return HTTP_INTERNAL_SERVER_ERROR;
             }
             kept->provider = mc_store_config.provider;
@@ -342,7 +342,7 @@ int mc_store_post_config(apr_pool_t *pconf, server_rec *s)
         }
         else {
             ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
-                         "mc-store: keeping the session store across the restart");
+                         "MC0091: mc-store: keeping the session store across the restart");
         }
         store_instance = kept->instance;
         return OK;
@@ -350,7 +350,7 @@ int mc_store_post_config(apr_pool_t *pconf, server_rec *s)
     if ((rv = make_instance(pconf, s, &store_instance)) != APR_SUCCESS) {
         store_instance = NULL;
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
-                     "mc-store-init: cannot initialise the session store (%s)", name);
+                     "MC0092: mc-store-init: cannot initialise the session store (%s)", name);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     instance_created();
@@ -369,7 +369,7 @@ void mc_store_child_init(apr_pool_t *p, server_rec *s)
                                                       apr_global_mutex_lockfile(store_mutex), p);
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                         "mc-store-child: cannot re-attach the session store mutex");
+                         "MC0093: mc-store-child: cannot re-attach the session store mutex");
         }
     }
     if (store_versions) {
@@ -377,7 +377,7 @@ void mc_store_child_init(apr_pool_t *p, server_rec *s)
                                              MC_CACHE_MAX_AGE, &session_cache);
         if (rv != APR_SUCCESS) {
             session_cache = NULL;
-            ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, "mc-store-child: no session cache "
+            ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, "MC0094: mc-store-child: no session cache "
                          "in this process; every request reads the session store");
         }
     }
@@ -391,7 +391,7 @@ static apr_status_t lock(server_rec *s, int always)
     }
     rv = apr_global_mutex_lock(store_mutex);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, "mc-store-lock: mutex lock failed");
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, "MC0095: mc-store-lock: mutex lock failed");
     }
     return rv;
 }
@@ -697,7 +697,7 @@ void mc_store_trouble(request_rec *r, apr_status_t rv, const char *what)
         trouble_logged = now;
         level = APLOG_ERR;
     }
-    ap_log_rerror(APLOG_MARK, level, rv, r, "mc-store: %s (session store %s unavailable; "
+    ap_log_rerror(APLOG_MARK, level, rv, r, "MC0096: mc-store: %s (session store %s unavailable; "
                   "further failures in the next minute are logged at debug level)", what,
                   store_name());
 }
@@ -706,7 +706,7 @@ void mc_store_recovered(request_rec *r)
 {
     if (trouble_logged) {
         trouble_logged = 0;
-        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, "mc-store: the session store answers "
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, "MC0097: mc-store: the session store answers "
                       "again");
     }
 }

@@ -132,7 +132,7 @@ apr_status_t mc_atomic_child_init(apr_pool_t *p, server_rec *s, const char *prov
     if (rv != APR_SUCCESS) {
         memcache = NULL;
         redis_pool = NULL;
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "mc-store-atomic: cannot set up atomic "
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "MC0098: mc-store-atomic: cannot set up atomic "
                      "operations on the %s store (%s); token refreshes will fail until it "
                      "is fixed", provider, args ? args : "");
     }
