@@ -18,7 +18,8 @@ Python 3 standard library only, one file, so that CI and developers can run it a
 
 Port 0 picks a free port; the ready line printed on stdout names the real one(s):
     monei-sandbox listening on http://127.0.0.1:8600 https://127.0.0.1:8643
-A client file (mode 600) holds one `mc_id:mcs_secret:https://cb1[,https://cb2]` per line.
+A client file (mode 600) holds one `mc_id:mcs_secret:https://cb1[,https://cb2][ App name]` per
+line; the app name is what the consent page shows (the client id when there is none).
 """
 
 import argparse
@@ -1255,14 +1256,16 @@ def server_class_for(host, base):
 
 
 def parse_client(spec):
-    # mc_id:mcs_secret:https://a[,https://b] -- URIs contain ':' so split only twice.
+    # mc_id:mcs_secret:https://a[,https://b][ App name] -- URIs contain ':' so split only
+    # twice; they never contain a space, so whatever follows the first space names the app.
+    spec, _, name = spec.strip().partition(" ")
     parts = spec.split(":", 2)
     if len(parts) != 3 or not all(parts):
         raise ValueError("a client line wants ID:SECRET:URI[,URI...]")
     uris = [u for u in parts[2].split(",") if u]
     if not uris:
         raise ValueError("a client line wants at least one redirect URI")
-    return parts[0], parts[1], uris
+    return parts[0], parts[1], uris, name.strip() or None
 
 
 def read_client_file(path):
@@ -1296,8 +1299,8 @@ def main(argv=None):
     ap.add_argument("--cert", help="PEM certificate (chain) for HTTPS")
     ap.add_argument("--key", help="PEM private key for HTTPS")
     ap.add_argument("--client-file", action="append", type=read_client_file, default=[],
-                    help="register the clients of a mode-600 file, one ID:SECRET:URI[,URI...] "
-                         "per line (repeatable)")
+                    help="register the clients of a mode-600 file, one ID:SECRET:URI[,URI...]"
+                         "[ APP NAME] per line (repeatable)")
     ap.add_argument("--secrets-file", help="append every secret issued or known, one per line")
     ap.add_argument("--pid-file")
     ap.add_argument("--quiet", action="store_true", help="no request log on stderr")
@@ -1307,8 +1310,8 @@ def main(argv=None):
 
     sandbox = Sandbox(args.secrets_file)
     for clients in args.client_file:
-        for cid, csec, uris in clients:
-            sandbox.register_client(cid, csec, uris)
+        for cid, csec, uris, name in clients:
+            sandbox.register_client(cid, csec, uris, name)
 
     handler = type("BoundHandler", (Handler,), {"sandbox": sandbox, "quiet": args.quiet})
     servers = [server_class_for(args.host, SandboxHTTPServer)((args.host, args.port), handler)]

@@ -236,7 +236,10 @@ int mc_quick_handler(request_rec *r, int lookup)
              && !has_arg(q, "error") && !has_arg(q, "state") && !has_arg(q, "login"))) {
         mc_redact_request_line(r);
         r->allowed = (AP_METHOD_BIT << M_GET) | (AP_METHOD_BIT << M_POST);
-        return HTTP_METHOD_NOT_ALLOWED;
+        /* Our page rather than httpd's: it has a way out, like every page of the module. */
+        apr_table_setn(r->err_headers_out, "Allow", "GET, POST");
+        return as_handler_result(mc_page(r, HTTP_METHOD_NOT_ALLOWED, "invalid_request",
+                                         "This address takes sign-in responses only.", NULL));
     }
     if (has_arg(q, "code") || has_arg(q, "error") || has_arg(q, "state")) {
         return as_handler_result(mc_login_callback(r));

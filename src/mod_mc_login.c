@@ -200,13 +200,26 @@ static void set_subject(request_rec *r, mc_session_rec *s, const char *old_subje
     s->subject = id;
 }
 
-/* Both subjects name the same Monei account, or neither can tell (pseudonyms). */
-static int same_account(const char *a, const char *b)
+/* The session being extended belongs to the Monei account of the new grant: its subject is
+ * one of the ids the new grant shows (the user id, or the NGN sub-wallet id when the session
+ * began with the wallet only), or a pseudonym on either side, which cannot tell. */
+static int same_account(request_rec *r, const char *old, const mc_session_rec *s)
 {
-    if (!a || !b || !strncmp(a, "monei:", 6) || !strncmp(b, "monei:", 6)) {
+    const char *id;
+
+    if (!old || !s->subject || !strncmp(old, "monei:", 6) || !strncmp(s->subject, "monei:", 6)
+        || !strcmp(old, s->subject)) {
         return 1;
     }
-    return strcmp(a, b) == 0;
+    if (s->user_json && mc_scope_has(s->scopes, "profile:read")
+        && (id = mc_monei_user_id(r->pool, s->user_json)) && !strcmp(old, id)) {
+        return 1;
+    }
+    if (s->wallet_json && mc_scope_has(s->scopes, "wallet:read")
+        && (id = mc_monei_fiat_id(r->pool, s->wallet_json)) && !strcmp(old, id)) {
+        return 1;
+    }
+    return 0;
 }
 
 static const char *scopes_not_granted(request_rec *r, const char *asked, const char *granted)
@@ -390,8 +403,13 @@ int mc_login_callback(request_rec *r)
     set_subject(r, sess, base ? base->subject : NULL);
     /* Step-up: the new grant adds to what the session already had, if it is the same
      * Monei account (someone else may have signed in on Monei's page). */
-    if (base && (same_account(base->subject, sess->subject))) {
+    if (base && same_account(r, base->subject, sess)) {
         const char *missing = scopes_not_granted(r, st.scopes, sess->scopes);
+        /* One account id for the life of a session: a step-up that adds profile:read
+         * does not turn REMOTE_USER from the wallet's id into the user's. */
+        if (base->subject) {
+            sess->subject = base->subject;
+        }
         sess->scopes = mc_scope_union(r->pool, base->scopes, sess->scopes);
         sess->created = base->created;
         if (*missing) {

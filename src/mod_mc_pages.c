@@ -166,15 +166,42 @@ static int mc_error_fixups(request_rec *r)
     return DECLINED;
 }
 
+/* Every page has a way out: back to the return_to this request named when it is safe, else
+ * to the configured default return; never to the page that refused (that would only refuse
+ * again), then to the site's root. */
+static const char *mc_way_out(request_rec *r)
+{
+    apr_table_t *q = NULL;
+    const char *v = NULL, *out = NULL;
+
+    if (r->args && strlen(r->args) <= 8192) {
+        ap_args_to_table(r, &q);
+        v = apr_table_get(q, "return_to");
+    }
+    if (v && *v) {
+        out = mc_safe_return(r, v);
+    }
+    if (!out) {
+        out = mc_cfg_default_return(mc_dir(r));
+    }
+    if (!out || !*out || (r->uri && !strcmp(out, r->uri))) {
+        out = "/";
+    }
+    return out;
+}
+
 /* The page itself: HTML for people, {"error","message"} for programs. */
 static const char *mc_page_body(request_rec *r, int status, const char *error, const char *message,
                          const char *retry_url, const char *retry_label, int api)
 {
+    const char *way_out;
+
     if (api) {
         return apr_psprintf(r->pool, "{\"error\":%s,\"message\":%s}\n",
                             mc_json_escape_string(r->pool, error),
                             mc_json_escape_string(r->pool, message));
     }
+    way_out = mc_way_out(r);
     return apr_psprintf(r->pool,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         "<meta name=\"viewport\" content=\"width=device-width\">"
@@ -183,7 +210,7 @@ static const char *mc_page_body(request_rec *r, int status, const char *error, c
         "margin:4em auto;padding:0 1em;color:#222}a.button{display:inline-block;"
         "padding:.5em 1em;background:#0b5;color:#fff;border-radius:4px;"
         "text-decoration:none}small{color:#777}</style></head><body>"
-        "<h1>%s</h1><p>%s</p>%s<p><small>Error: %s (HTTP %d)</small></p>"
+        "<h1>%s</h1><p>%s</p>%s%s<p><small>Error: %s (HTTP %d)</small></p>"
         "</body></html>\n",
         mc_html_escape(r->pool, title_for(status)), mc_html_escape(r->pool, title_for(status)),
         mc_html_escape(r->pool, message),
@@ -192,6 +219,10 @@ static const char *mc_page_body(request_rec *r, int status, const char *error, c
                                  mc_html_escape(r->pool, retry_label ? retry_label
                                                                      : "Try again"))
                   : "",
+        retry_url && !strcmp(retry_url, way_out) ? ""
+            : apr_psprintf(r->pool, "<p><a id=\"way-out\" href=\"%s\">%s</a></p>",
+                           mc_html_escape(r->pool, way_out),
+                           "Back to the site"),
         mc_html_escape(r->pool, error), status);
 }
 

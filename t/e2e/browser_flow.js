@@ -73,6 +73,51 @@ async function screenshot(name) {
   return file;
 }
 
+// The README's pictures (docs/screenshots/NAME.png), from one variant only: the 800x600
+// viewport as a person sees it, small enough to commit.
+async function docShot(name) {
+  if (!cfg.docs_screenshots) return null;
+  fs.mkdirSync(cfg.docs_screenshots, { recursive: true });
+  const file = path.join(cfg.docs_screenshots, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: false });
+  (result.doc_screenshots = result.doc_screenshots || []).push(file);
+  return file;
+}
+
+async function sandbox(pathname, body, method) {
+  const r = await fetch(cfg.sandbox_control + '/_sandbox/' + pathname, {
+    method: method || 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  assert.ok(r.ok, `sandbox ${pathname}: HTTP ${r.status}`);
+  return r.json();
+}
+
+// Every page of the module has a way out: a link, and no placeholder text.
+async function checkErrorPage(what, status, resp) {
+  if (resp && status) assert.equal(resp.status(), status, `${what}: HTTP status`);
+  const links = await page.$$eval('a[href]', (els) => els.map((e) => e.getAttribute('href')));
+  assert.ok(links.length >= 1, `${what}: the page has no link out`);
+  for (const href of links) {
+    const u = new URL(href, page.url());
+    assert.ok(u.origin === APP.origin, `${what}: a way out must stay on this site, not ${redact(href)}`);
+  }
+  const text = await page.textContent('body');
+  assert.ok(!/\(none\)|\bnull\b/i.test(text), `${what}: placeholder text on the page`);
+  return links;
+}
+
+// The page text must never show a placeholder for a missing value.
+async function checkNoPlaceholder(what) {
+  const text = await page.evaluate(() => document.body.innerText);
+  const html = await page.content();
+  for (const bad of ['(none)', 'null', 'Null', 'undefined', 'NaN']) {
+    assert.ok(!text.includes(bad), `${what}: the page shows "${bad}": ${JSON.stringify(text)}`);
+    assert.ok(!html.includes(bad), `${what}: the HTML holds "${bad}"`);
+  }
+}
+
 async function step(name, fn) {
   log('step: ' + name);
   await fn();
@@ -194,7 +239,7 @@ async function main() {
     executablePath: CHROMIUM,
     headless: true,
     args,
-    viewport: { width: 900, height: 760 },
+    viewport: { width: 800, height: 600 },
     locale: 'en-GB',
     timeout: 60000,
   });
@@ -239,7 +284,10 @@ async function main() {
     assert.ok(cookies[0].expires > 0 && cookies[0].expires - Date.now() / 1000 <= 3600,
       'the state cookie is short-lived');
     assert.deepEqual(await scopeBoxes(), [{ value: 'wallet:read', checked: true }, { value: 'profile:read', checked: true }]);
+    // The app by its name, not by its raw client id.
+    assert.match(await page.textContent('h1'), new RegExp(`^${cfg.app_name || 'Test Shop'} wants`));
     await screenshot('consent');
+    await docShot('consent');
   });
 
   await step('untick profile:read and approve', async () => {
@@ -259,14 +307,21 @@ async function main() {
   });
 
   let session1;
+  let accountId;
   await step('dashboard shows exactly the granted data (wallet:read only)', async () => {
     assert.equal((await page.textContent('h1')).trim(), 'Connected', 'no name without profile:read');
-    assert.equal((await page.textContent('#balance')).trim(), '\u20a61805.00');
+    assert.equal((await page.textContent('#balance')).trim(), '\u20a61,805.00');
     assert.match(await page.textContent('#account'), /\d{6,}.*\S/);
     assert.match(await page.textContent('#evm'), /^0x[0-9a-fA-F]{40}$/);
     assert.match((await page.textContent('#solana')).trim(), /^[1-9A-HJ-NP-Za-km-z]{32,44}$/);
     assert.equal((await page.textContent('#scopes')).trim(), 'wallet:read');
+    // A scope is one chip that never breaks inside ("wallet:re/ad" on a phone).
+    assert.deepEqual(await page.$$eval('#scopes .scope', (els) => els.map((e) => getComputedStyle(e).whiteSpace)), ['nowrap']);
     assert.equal(await page.$('#email'), null, 'no email without profile:read');
+    accountId = (await page.textContent('#account-id code')).trim();
+    assert.match(accountId, /^[0-9a-f-]{36}$/, 'the account id is a Monei id');
+    assert.equal((await page.textContent('#account-id-kind')).trim(), '(naira wallet id)');
+    await checkNoPlaceholder('dashboard wallet only');
     const body = await page.textContent('body');
     assert.ok(!/@/.test(body), 'no email address anywhere on the page');
     assert.ok(!/Ada|Okafor/.test(body), 'no name anywhere on the page');
@@ -288,6 +343,7 @@ async function main() {
     await checkDocumentCookie('dashboard');
     await rememberAppPage('dashboard wallet only');
     await screenshot('dashboard-wallet-only');
+    await docShot('dashboard-partial');
   });
 
   await step('/dashboard.json answers the same grant', async () => {
@@ -318,8 +374,11 @@ async function main() {
     assert.equal(back.url(), APP.origin + '/dashboard');
     assert.equal((await page.textContent('h1')).trim(), 'Connected: Ada Okafor');
     assert.match(await page.textContent('#email'), /^[^@\s]+@[^@\s]+$/);
-    assert.equal((await page.textContent('#balance')).trim(), '\u20a61805.00');
-    assert.deepEqual((await page.textContent('#scopes')).trim().split(' ').sort(), ['profile:read', 'wallet:read']);
+    assert.equal((await page.textContent('#balance')).trim(), '\u20a61,805.00');
+    assert.deepEqual((await page.textContent('#scopes')).trim().split(/\s+/).sort(), ['profile:read', 'wallet:read']);
+    // The session keeps its account id through the step-up.
+    assert.equal((await page.textContent('#account-id code')).trim(), accountId, 'the account id is stable across a step-up');
+    await checkNoPlaceholder('dashboard after step-up');
     assert.equal(await page.getByRole('link', { name: 'Share name and email' }).count(), 0);
     const cookies = await moduleCookies();
     const sess = cookies.find((c) => c.name === SESSION);
@@ -329,14 +388,72 @@ async function main() {
     await checkDocumentCookie('dashboard after step-up');
     await rememberAppPage('dashboard full');
     await screenshot('dashboard-after-step-up');
+    await docShot('dashboard-full');
+  });
+
+  await step('home page shows the connected user and the way to the dashboard', async () => {
+    await page.goto(APP.origin + '/');
+    assert.equal((await page.textContent('#who')).trim(), 'Ada Okafor');
+    const link = page.locator('#connected a[href="/dashboard"]');
+    assert.equal(await link.count(), 1, 'a link to the dashboard');
+    await checkNoPlaceholder('home connected');
+    await rememberAppPage('home connected');
+    await screenshot('home-connected');
+    await docShot('home-connected');
+  });
+
+  await step('Monei unreachable: a stale banner with the snapshot\'s time', async () => {
+    await sandbox('faults', { endpoint: 'wallet', status: 503, count: 1 });
+    await page.goto(APP.origin + '/dashboard');
+    const banner = await page.textContent('#stale');
+    assert.match(banner, /last known values, as of \d{1,2} [A-Z][a-z]+ \d{4}, \d\d:\d\d UTC/, banner);
+    assert.equal((await page.textContent('#balance')).trim(), '\u20a61,805.00');
+    await checkNoPlaceholder('dashboard stale');
+    await screenshot('dashboard-stale');
+    await docShot('dashboard-stale');
+    await sandbox('faults', undefined, 'DELETE');
+  });
+
+  await step('a wallet and profile with null fields: rows left out, never a placeholder', async () => {
+    await sandbox('user_data', {
+      user: 'ada',
+      profile: { firstName: null, lastName: null },
+      wallet: {
+        nairaBalance: null,
+        subwallets: [{ id: '0b6f3a52-1c2d-4e8f-9a01-ada000000001', type: 'FIAT', currency: 'NGN',
+          balance: null, chain: null, publicAddress: null, virtualAccount: null }],
+      },
+    });
+    // The breaker that the stale step opened closes at its first successful probe.
+    let stale = true;
+    for (let i = 0; i < 20 && stale; i++) {
+      await new Promise((res) => setTimeout(res, 500));
+      await page.goto(APP.origin + '/dashboard');
+      stale = (await page.$('#stale')) !== null;
+    }
+    assert.equal(stale, false, 'fresh values once Monei answers again');
+    assert.equal((await page.textContent('h1')).trim(), 'Connected');
+    for (const id of ['#balance', '#account', '#evm', '#solana']) {
+      assert.equal(await page.$(id), null, `${id}: a row without a value is left out`);
+    }
+    assert.equal((await page.textContent('#account-id code')).trim(), accountId);
+    await checkNoPlaceholder('dashboard null fields');
+    await screenshot('dashboard-null-fields');
+    await docShot('dashboard-null-fields');
+    await page.goto(APP.origin + '/');
+    await checkNoPlaceholder('home with null fields');
   });
 
   await step('Disconnect', async () => {
+    await page.goto(APP.origin + '/dashboard');
     await Promise.all([
-      page.waitForURL(APP.origin + '/'),
+      page.waitForURL(APP.origin + '/?disconnected'),
       page.getByRole('link', { name: 'Disconnect' }).click(),
     ]);
     assert.match(await page.textContent('h1'), /Monei Connect, served by Apache/);
+    assert.match(await page.textContent('#disconnected'), /You are disconnected/);
+    assert.equal(await page.$('#connected'), null);
+    await docShot('disconnected');
     const cookies = await moduleCookies();
     assert.equal(cookies.find((c) => c.name === SESSION), undefined,
       `the session cookie is gone after Disconnect, cookies: ${JSON.stringify(cookies.map((c) => c.name))}`);
@@ -354,6 +471,52 @@ async function main() {
     const u = onConsentPage('after Disconnect, /dashboard');
     assert.notEqual(u.searchParams.get('state'), firstAuthorize.searchParams.get('state'), 'a fresh state');
     await screenshot('protected-again');
+  });
+
+  await step('error pages have a way out: Deny on the consent page', async () => {
+    onConsentPage('before Deny');
+    const [resp] = await Promise.all([
+      page.waitForResponse((r) => r.request().isNavigationRequest() && new URL(r.url()).origin === APP.origin),
+      page.click('button[name=action][value=deny]'),
+    ]);
+    await page.waitForLoadState();
+    await checkErrorPage('access denied', 403, resp);
+    assert.match(await page.textContent('body'), /nothing was shared/);
+    await rememberAppPage('access denied');
+    await screenshot('error-access-denied');
+    await docShot('error-access-denied');
+  });
+
+  await step('error pages have a way out: a return_to to another site', async () => {
+    const resp = await page.goto(APP.origin + '/connect-monei?return_to=https://evil.example/');
+    const links = await checkErrorPage('invalid return_to', 400, resp);
+    assert.ok(links.includes('/dashboard'), `back to the default return, links: ${links}`);
+    await screenshot('error-invalid-return-to');
+    await docShot('error-invalid-return-to');
+  });
+
+  await step('error pages have a way out: a sign-in link this server did not issue', async () => {
+    const resp = await page.goto(APP.origin + '/monei/callback?state=forged&code=forged');
+    await checkErrorPage('invalid state', 400, resp);
+    await screenshot('error-invalid-state');
+    await docShot('error-invalid-state');
+  });
+
+  await step('error pages have a way out: Monei unavailable at the code exchange', async () => {
+    await sandbox('faults', { endpoint: 'token', status: 503, count: 5 });
+    await page.goto(APP.origin + '/dashboard');
+    onConsentPage('before the failing exchange');
+    const [resp] = await Promise.all([
+      page.waitForResponse((r) => r.request().isNavigationRequest() && new URL(r.url()).origin === APP.origin),
+      page.click('button[name=action][value=approve]'),
+    ]);
+    await page.waitForLoadState();
+    await sandbox('faults', undefined, 'DELETE');
+    await checkErrorPage('Monei unavailable', null, resp);
+    assert.ok([502, 503].includes(resp.status()), `a 502/503 page, got ${resp.status()}`);
+    await rememberAppPage('Monei unavailable');
+    await screenshot('error-monei-unavailable');
+    await docShot('error-monei-unavailable');
   });
 
   await step('no token-like value anywhere the page can see', async () => {

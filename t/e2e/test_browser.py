@@ -16,7 +16,9 @@ A third variant runs the HTTPS flow with MoneiConnectCookieSameSite Strict: the 
 ends with a same-site page redirect, since browsers withhold Strict cookies on every redirect
 of a chain that started on Monei's site.
 
-Screenshots: $MC_RUN_DIR/e2e-screenshots/<variant>/NN-step.png (kept after the run).
+Screenshots: $MC_RUN_DIR/e2e-screenshots/<variant>/NN-step.png (kept after the run); the plain
+HTTP variant also writes the README's pictures, docs/screenshots/*.png (800x600 viewport), so
+they always show what the current code shows.
 Skipped only when /usr/bin/chromium or node is missing, and never under CI=true: there a skip
 fails the run (t/conftest.py). ./bootstrap installs both from Debian when missing.
 """
@@ -38,6 +40,12 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 NODE = shutil.which("node")
 SCRIPT = os.path.join(HERE, "browser_flow.js")
 SCREENSHOTS = os.path.join(harness.RUN, "e2e-screenshots")
+DOC_SHOTS = os.path.join(harness.ROOT, "docs", "screenshots")
+# The pictures the http variant writes for the README and docs (docs/screenshots/NAME.png).
+DOC_SHOT_NAMES = ("home-connected", "consent", "dashboard-partial", "dashboard-full",
+                  "dashboard-stale", "dashboard-null-fields", "disconnected",
+                  "error-invalid-return-to", "error-invalid-state", "error-access-denied",
+                  "error-monei-unavailable")
 
 pytestmark = [
     pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
@@ -45,17 +53,27 @@ pytestmark = [
     pytest.mark.skipif(NODE is None, reason="node is missing: install Node.js (>= 20) and npm"),
 ]
 
-# The demo's configuration (conf/demo/run-demo): the quickstart's routes, the SSI dashboard.
+# The demo's configuration (conf/demo/run-demo): the quickstart's routes, the CGI dashboard,
+# the SSI home page that knows whether you are connected.
 SITE = """
 MoneiConnectScope "wallet:read profile:read"
+# Every page view reads the wallet again: the browser sees a stale or null-field wallet at once.
+MoneiConnectWalletMaxAge 0
 DocumentRoot {docroot}
-DirectoryIndex index.html
+DirectoryIndex index.shtml
 <Directory {docroot}>
-    Options +Includes
+    Options +Includes +ExecCGI
     AddOutputFilter INCLUDES .shtml
     AddType text/html .shtml
+    AddHandler cgi-script .cgi
     Require all granted
 </Directory>
+MoneiConnectLogoutRedirect /?disconnected
+<LocationMatch "^/(index\\.shtml)?$">
+    AuthType MoneiConnect
+    MoneiConnectUnauthAction pass
+    Require all granted
+</LocationMatch>
 <Location /connect-monei>
     SetHandler monei-connect-login
     MoneiConnectDefaultReturn /dashboard
@@ -70,7 +88,7 @@ DirectoryIndex index.html
     AuthType MoneiConnect
     Require valid-user
 </Location>
-Alias /dashboard {docroot}/dashboard.shtml
+Alias /dashboard {docroot}/dashboard.cgi
 <Location /disconnect>
     SetHandler monei-connect-disconnect
 </Location>
@@ -78,7 +96,7 @@ Alias /dashboard {docroot}/dashboard.shtml
 
 
 def demo_htdocs():
-    """The demo's pages (index.html, dashboard.shtml), where httpd's children can read them."""
+    """The demo's pages (index.shtml, dashboard.cgi), where httpd's children can read them."""
     docroot = os.path.join(harness.RUN, "e2e-htdocs")
     if os.path.isdir(docroot):
         shutil.rmtree(docroot)
@@ -87,7 +105,7 @@ def demo_htdocs():
     for dirpath, _, files in os.walk(docroot):
         os.chmod(dirpath, 0o755)
         for fn in files:
-            os.chmod(os.path.join(dirpath, fn), 0o644)
+            os.chmod(os.path.join(dirpath, fn), 0o755 if fn.endswith(".cgi") else 0o644)
     return docroot
 
 
@@ -166,6 +184,9 @@ def test_browser_flow(site):
         "user_data_dir": user_data_dir,
         "trust_certs": [site["ca"].cert, site["ca"].ca_cert],
         "samesite": site["samesite"],
+        "app_name": harness.APP_NAME,
+        # One variant keeps the pictures the README shows current.
+        "docs_screenshots": DOC_SHOTS if name == "http" else None,
     }
     cfg_file = os.path.join(work, "config.json")
     with open(cfg_file, "w") as f:
@@ -193,8 +214,17 @@ def test_browser_flow(site):
     for png in result["screenshots"]:
         with open(png, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n", png
+    if cfg["docs_screenshots"]:
+        for shot in DOC_SHOT_NAMES:
+            png = os.path.join(DOC_SHOTS, shot + ".png")
+            assert png in result["doc_screenshots"], (shot, result["doc_screenshots"])
+            with open(png, "rb") as f:
+                head = f.read(24)
+            assert head[:8] == b"\x89PNG\r\n\x1a\n", png
+            assert int.from_bytes(head[16:20], "big") == 800, png       # the 800 px viewport
     # What the browser did, as the sandbox saw it: two logins (the second one the step-up),
-    # two code exchanges, and the Disconnect revoked the tokens at Monei.
+    # two code exchanges that connected and one Monei failed, and the Disconnect revoked
+    # the tokens at Monei.
     c = sandbox.counters()
     assert c["code_exchanges"] == 2, c
     assert c["code_reuse"] == 0, c

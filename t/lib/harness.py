@@ -24,6 +24,7 @@ PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.execu
 SECRETS_SEEN = os.path.join(RUN, "secrets-seen.txt")
 
 CLIENT_ID = "mc_testclient01"
+APP_NAME = "Test Shop"             # what the sandbox's consent page calls the client
 CLIENT_SECRET = "mcs_" + "S3cr3tForTests" + "x9q7w2"
 PASSPHRASE = "test-passphrase-" + "k2j4h6g8f0d9s7a5"
 
@@ -182,10 +183,11 @@ class Sandbox(Service):
         with urllib.request.urlopen(req, timeout=10) as resp:
             return json.loads(resp.read() or b"{}")
 
-    def register(self, client_id, secret, redirect_uris):
+    def register(self, client_id, secret, redirect_uris, name=APP_NAME):
         # Several httpds of a run share the client: keep every redirect URI registered.
         self.redirects = getattr(self, "redirects", set()) | set(redirect_uris)
         return self.control("clients", {"client_id": client_id, "client_secret": secret,
+                                        "name": name,
                                         "redirect_uris": sorted(self.redirects)})
 
     def counters(self):
