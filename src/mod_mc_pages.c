@@ -4,6 +4,7 @@
 #include "mc_text.h"
 
 #include "http_protocol.h"
+#include "util_script.h"
 #include "http_core.h"
 #include "http_request.h"
 #include "mod_core.h"
