@@ -84,3 +84,19 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = "CI=true must run the browser test, but it was skipped: %s" % reason
+
+
+@pytest.fixture
+def redis(request):
+    """A private redis-server for one test (its files under the run dir, named by module)."""
+    r = harness.Redis("redis-" + request.module.__name__.rsplit(".", 1)[-1]).start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def memcached():
+    """A private memcached for one test."""
+    m = harness.Memcached().start()
+    yield m
+    m.stop()

@@ -194,20 +194,6 @@ def test_rewrite_lookahead_in_front_of_protected_location(subreq_site, sandbox, 
 # Two servers, one shared store: a concurrent refresh
 # ---------------------------------------------------------------------------------------
 
-@pytest.fixture
-def redis():
-    r = harness.Redis("redis-core").start()
-    yield r
-    r.stop()
-
-
-@pytest.fixture
-def memcached():
-    m = harness.Memcached().start()
-    yield m
-    m.stop()
-
-
 def two_servers(httpd_factory, sandbox, store, module, extra=""):
     return [site(httpd_factory, sandbox, "core-" + n, extra=extra, modules=(module,),
                  store=store).start() for n in ("a", "b")]

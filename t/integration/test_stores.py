@@ -36,20 +36,6 @@ def connected(b, h):
     return r.json()["connected"]
 
 
-@pytest.fixture
-def redis():
-    r = harness.Redis("redis-stores").start()
-    yield r
-    r.stop()
-
-
-@pytest.fixture
-def memcached():
-    m = harness.Memcached().start()
-    yield m
-    m.stop()
-
-
 def shared_login_then_disconnect(a, b_site, ca):
     br = Browser(ca)
     br.login(a.url + "/account/env.cgi")
