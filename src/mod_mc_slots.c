@@ -214,24 +214,6 @@ apr_status_t mc_slots_store_remove(server_rec *s, const char *key)
     return rv == APR_NOTFOUND ? APR_SUCCESS : rv;
 }
 
-apr_status_t mc_slots_store_take(server_rec *s, const char *key, apr_pool_t *p,
-                                 unsigned char **data, apr_size_t *len)
-{
-    if (!table) {
-        return APR_EINIT;
-    }
-    return done(s, "take", mc_slots_ltake(table, key, apr_time_now(), p, data, len));
-}
-
-apr_status_t mc_slots_store_update(server_rec *s, const char *key, apr_pool_t *p,
-                                   mc_slots_decide_fn *decide, void *baton)
-{
-    if (!table) {
-        return APR_EINIT;
-    }
-    return done(s, "update", mc_slots_lupdate(table, key, apr_time_now(), p, decide, baton));
-}
-
 apr_status_t mc_slots_store_stats(mc_slots_stats_t *st)
 {
     if (!table) {

@@ -33,12 +33,6 @@ apr_status_t mc_slots_store_add(server_rec *s, const char *key, apr_time_t expir
                                 const unsigned char *data, apr_size_t len);
 /* APR_SUCCESS whether or not there was a record. */
 apr_status_t mc_slots_store_remove(server_rec *s, const char *key);
-/* Get and remove in one step (single-use records: login states). */
-apr_status_t mc_slots_store_take(server_rec *s, const char *key, apr_pool_t *p,
-                                 unsigned char **data, apr_size_t *len);
-/* Read, decide, write in one step (compare-and-save, refresh locks); see mc_slots_lupdate. */
-apr_status_t mc_slots_store_update(server_rec *s, const char *key, apr_pool_t *p,
-                                   mc_slots_decide_fn *decide, void *baton);
 
 /* Fill, capacity and evictions for the status page (no lock taken). APR_EINIT without a
  * table. */

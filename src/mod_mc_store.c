@@ -2,7 +2,7 @@
  * (after mod_ssl's ssl_scache.c).
  *
  * The built-in store takes no global mutex: each operation holds the lock of its key's
- * stripe only, which makes put-if-absent, take and update atomic on it.
+ * stripe only, which makes put-if-absent atomic on it.
  *
  * For ap_socache, one global mutex: it serializes every call for providers that are not multi-process safe
  * (shmcb, dbm), which makes their put-if-absent (mc_store_add) atomic. Stores that several
@@ -612,62 +612,6 @@ apr_status_t mc_store_remove(server_rec *s, const char *key, apr_pool_t *p)
     }
     rv = remove_key(s, key, p);
     unlock(0);
-    return rv;
-}
-
-apr_status_t mc_store_take(server_rec *s, const char *key, apr_pool_t *p,
-                           unsigned char **data, apr_size_t *len)
-{
-    apr_status_t rv;
-    if (store_shm) {
-        return changed(key, mc_slots_store_take(s, key, p, data, len));
-    }
-    if (!store_instance) {
-        return APR_EINIT;
-    }
-    if ((rv = lock(s, 1)) != APR_SUCCESS) {
-        return rv;
-    }
-    rv = retrieve(s, key, p, data, len);
-    /* Remove before anyone else can read it: a state is used once. On memcache/redis, where
-     * another server may read it between the two calls, only the caller whose removal found
-     * the record has it. */
-    if (rv == APR_SUCCESS && APR_STATUS_IS_NOTFOUND(remove_key(s, key, p))
-        && !store_needs_mutex) {
-        rv = APR_NOTFOUND;
-    }
-    unlock(1);
-    return rv;
-}
-
-apr_status_t mc_store_update(server_rec *s, const char *key, apr_pool_t *p,
-                             mc_store_update_fn decide, void *baton)
-{
-    unsigned char *old = NULL, *data = NULL;
-    apr_size_t oldlen = 0, len = 0;
-    apr_time_t expiry = 0;
-    apr_status_t rv;
-
-    if (store_shm) {
-        /* decide() runs under the key's stripe lock; it takes no store lock itself. */
-        return changed(key, mc_slots_store_update(s, key, p, (mc_slots_decide_fn *)decide,
-                                                  baton));
-    }
-    if (!store_instance) {
-        return APR_EINIT;
-    }
-    if ((rv = lock(s, 1)) != APR_SUCCESS) {
-        return rv;
-    }
-    rv = retrieve(s, key, p, &old, &oldlen);
-    if (rv == APR_SUCCESS || APR_STATUS_IS_NOTFOUND(rv)) {
-        rv = decide(baton, rv == APR_SUCCESS ? old : NULL, rv == APR_SUCCESS ? oldlen : 0,
-                    (const unsigned char **)&data, &len, &expiry);
-        if (rv == APR_SUCCESS) {
-            rv = store(s, key, expiry, data, len, p);
-        }
-    }
-    unlock(1);
     return rv;
 }
 

@@ -39,24 +39,11 @@ struct mc_reccache *mc_store_cache(void);
 apr_status_t mc_store_put(server_rec *s, const char *key, apr_time_t expiry,
                           const unsigned char *data, apr_size_t len, apr_pool_t *p);
 /* Write only when no live record is stored under key, atomically on every store (the global
- * mutex for shmcb/dbm, the engine's add for memcache/redis): APR_EEXIST otherwise. */
+ * mutex for shmcb/dbm, a stripe lock for shm, the engine's add for memcache/redis):
+ * APR_EEXIST otherwise. */
 apr_status_t mc_store_add(server_rec *s, const char *key, apr_time_t expiry,
                           const unsigned char *data, apr_size_t len, apr_pool_t *p);
 apr_status_t mc_store_remove(server_rec *s, const char *key, apr_pool_t *p);
-/* Retrieve and remove in one step under the mutex: single-use records (login state). */
-apr_status_t mc_store_take(server_rec *s, const char *key, apr_pool_t *p,
-                           unsigned char **data, apr_size_t *len);
-
-/* Read, decide and write in one step under the store mutex: atomic within a server only
- * (on memcache/redis another server may write in between).
- * decide() gets the current record (NULL if none) and returns APR_SUCCESS with the new
- * record and its expiry to write it, or any other status to leave the store alone (that
- * status is returned). */
-typedef apr_status_t (*mc_store_update_fn)(void *baton, const unsigned char *old,
-                                           apr_size_t oldlen, const unsigned char **data,
-                                           apr_size_t *len, apr_time_t *expiry);
-apr_status_t mc_store_update(server_rec *s, const char *key, apr_pool_t *p,
-                             mc_store_update_fn decide, void *baton);
 
 /* The built-in store's fill for the status page: 1 with the figures, 0 when the store is
  * another (ap_socache providers cannot count their entries). */
