@@ -172,10 +172,13 @@ def flood(port, n, threads=8):
     return counts
 
 
-def test_login_flood_does_not_evict_sessions(sandbox, ca, httpd_factory):
-    # The default store (shmcb, default size), 50 live sessions, 20,000 login starts.
-    h = httpd_factory("flood", "")
-    h.body = harness.monei_directives(sandbox, h.port) + SITE.format(htdocs=harness.HTDOCS)
+@pytest.mark.parametrize("store", ["", "MoneiConnectSessionStore shmcb"])
+def test_login_flood_does_not_evict_sessions(sandbox, ca, httpd_factory, store):
+    # The default store, and shmcb at its default size (512 KB: about 210 sessions): 50 live
+    # sessions, 20,000 login starts.
+    h = httpd_factory("flood" + ("-shmcb" if store else ""), "")
+    h.body = harness.monei_directives(sandbox, h.port, extra=store) + \
+        SITE.format(htdocs=harness.HTDOCS)
     h.start()
     users = []
     for i in range(50):
