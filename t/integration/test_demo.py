@@ -14,7 +14,8 @@ DEMO = os.path.join(harness.ROOT, "conf", "demo", "run-demo")
 
 
 def demo_env(port, sbport, name):
-    env = dict(os.environ, DEMO_PORT=str(port), SANDBOX_PORT=str(sbport),
+    # harness.sanitizer_env: in the sanitizer run the module needs the ASan runtime first
+    env = dict(harness.sanitizer_env(), DEMO_PORT=str(port), SANDBOX_PORT=str(sbport),
                MC_DEMO_DIR=os.path.join(harness.RUN, name), MC_DEMO_MODULE=harness.MODULE)
     for k in ("MONEI_CLIENT_ID", "MONEI_CLIENT_SECRET", "MONEI_REDIRECT_URI", "SESSION_SECRET"):
         env.pop(k, None)
