@@ -251,16 +251,18 @@ static const char *login_url(request_rec *r, const char *scopes, const char *ret
                        "&return_to=", ap_escape_urlencoded(r->pool, return_to), NULL);
 }
 
-/* The state is not this browser's. Tabs of one browser that started logins at the same
- * instant without a cookie each minted a binding, and the browser kept only the last: such
- * a tab comes back with a cookie, a different one, and a state whose binding was minted
- * fresh. It is sent once through a fresh login for the same page, bound to the cookie it
- * has now; nothing of the state is used but where to return and what to ask for, so an
- * attacker's callback URL gains nothing from it either. Anything else is an error page. */
+/* The state is not this browser's. Tabs of one browser that started logins at about the same
+ * time race for the binding cookie: each start without a cookie mints one, and the browser
+ * keeps whichever answer came last, which may replace the cookie a tab started with (its
+ * state bound to the one before). Such a tab comes back with a cookie, a different one. It is
+ * sent once through a fresh login for the same page, bound to the cookie it has now; nothing
+ * of the state is used but where to return and what to ask for (no code is exchanged), so an
+ * attacker's callback URL opened elsewhere gains nothing but a login of the victim's own.
+ * Without any cookie, or a second time, it is an error page. */
 static int binding_mismatch(request_rec *r, const char *binding, const mc_state_rec *st)
 {
     mc_stat_inc(MC_STAT_LOGIN_FAILED_STATE);
-    if (binding && st->fresh_binding && !st->retry && !mc_is_api_client(r)) {
+    if (binding && !st->retry && !mc_is_api_client(r)) {
         const char *url = NULL, *base = NULL;
         mc_session_t *h;
         /* A step-up extends this browser's own session, never the one the state names. */
@@ -268,7 +270,8 @@ static int binding_mismatch(request_rec *r, const char *binding, const mc_state_
             base = h->key;
         }
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "MC0031: mc-callback: state bound to another "
-                      "binding cookie (a tab that lost the race for it?): one fresh login");
+                      "binding cookie (%s by its login start; a tab that lost the race for it?): "
+                      "one fresh login", st->fresh_binding ? "minted" : "present");
         if (prepare(r, st->return_to, st->scopes, base, 1, &url) == OK) {
             return mc_redirect(r, url);
         }
