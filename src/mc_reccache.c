@@ -18,6 +18,7 @@ typedef struct {
     char key[MC_KEYBUF];
     const void *realm;
     apr_uint32_t version;
+    apr_int64_t note;                       /* the caller's, kept with the record */
     apr_time_t fetched;
     unsigned char *data;                    /* malloc'd, grows to the largest record */
     apr_size_t len, cap;
@@ -142,7 +143,8 @@ static mc_rc_entry *lock_entry(mc_reccache *c, const char *id, apr_thread_mutex_
 }
 
 int mc_reccache_get(mc_reccache *c, const void *realm, const char *id, apr_time_t now,
-                    apr_pool_t *p, unsigned char **data, apr_size_t *len, const char **key)
+                    apr_pool_t *p, unsigned char **data, apr_size_t *len, const char **key,
+                    apr_int64_t *note)
 {
     char want[MC_KEYBUF];
     apr_thread_mutex_t *lock;
@@ -161,6 +163,7 @@ int mc_reccache_get(mc_reccache *c, const void *realm, const char *id, apr_time_
             *data = copy;
             *len = e->len;
             *key = apr_pstrdup(p, e->key);
+            *note = e->note;
             hit = 1;
         }
         else {
@@ -173,8 +176,8 @@ int mc_reccache_get(mc_reccache *c, const void *realm, const char *id, apr_time_
 }
 
 void mc_reccache_put(mc_reccache *c, const void *realm, const char *id, const char *key,
-                     apr_uint32_t version, apr_time_t now, const unsigned char *data,
-                     apr_size_t len)
+                     apr_uint32_t version, apr_int64_t note, apr_time_t now,
+                     const unsigned char *data, apr_size_t len)
 {
     char want[MC_KEYBUF];
     apr_thread_mutex_t *lock;
@@ -203,6 +206,7 @@ void mc_reccache_put(mc_reccache *c, const void *realm, const char *id, const ch
     e->realm = realm;
     e->len = len;
     e->version = version;
+    e->note = note;
     e->fetched = now;
     apr_thread_mutex_unlock(lock);
     explicit_bzero(want, sizeof(want));

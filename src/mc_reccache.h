@@ -45,15 +45,18 @@ apr_status_t mc_reccache_create(apr_pool_t *p, apr_uint32_t *versions, unsigned 
  * virtual host never opens a session of another through this cache. */
 
 /* 1 when the cache holds id for realm, its store key's slot still has the version noted at
- * the read, and the entry is younger than max_age: *data is a NUL-terminated copy of the record and
- * *key the store key, both allocated from p (the caller wipes *data). 0 otherwise. */
+ * the read, and the entry is younger than max_age: *data is a NUL-terminated copy of the
+ * record and *key the store key, both allocated from p (the caller wipes *data), and *note
+ * what was put with it. 0 otherwise. */
 int mc_reccache_get(mc_reccache *c, const void *realm, const char *id, apr_time_t now,
-                    apr_pool_t *p, unsigned char **data, apr_size_t *len, const char **key);
+                    apr_pool_t *p, unsigned char **data, apr_size_t *len, const char **key,
+                    apr_int64_t *note);
 
-/* Keep the record of id in realm, read from the store under `key` at `version`. */
+/* Keep the record of id in realm, read from the store under `key` at `version`, with a
+ * number the caller read along with it (the store's activity stamp), given back by get. */
 void mc_reccache_put(mc_reccache *c, const void *realm, const char *id, const char *key,
-                     apr_uint32_t version, apr_time_t now, const unsigned char *data,
-                     apr_size_t len);
+                     apr_uint32_t version, apr_int64_t note, apr_time_t now,
+                     const unsigned char *data, apr_size_t len);
 
 /* Drop id (the store no longer has its record). */
 void mc_reccache_forget(mc_reccache *c, const char *id);

@@ -55,7 +55,7 @@ typedef struct {
     apr_uint32_t key_len;
     apr_uint32_t val_len;
     apr_uint32_t next_free;             /* while free: slot + 1 of the next free, 0 = end */
-    apr_uint32_t pad;
+    apr_uint32_t mark;                  /* the caller's, set by touch; 0 when never touched */
     apr_int64_t expiry;
     char key[MC_SLOTS_KEY_MAX];
     /* value follows */
@@ -468,9 +468,10 @@ static apr_uint32_t slot_take(const stripe_ref *r)
 }
 
 static void slot_fill(mc_slots_slot *sl, const mc_slots_key *k, apr_time_t expiry,
-                      const unsigned char *val, apr_size_t len)
+                      const unsigned char *val, apr_size_t len, apr_uint32_t mark)
 {
     sl->tag = tag_of(k);
+    sl->mark = mark;
     sl->key_len = (apr_uint32_t)k->len;
     sl->val_len = (apr_uint32_t)len;
     sl->next_free = 0;
@@ -480,33 +481,63 @@ static void slot_fill(mc_slots_slot *sl, const mc_slots_key *k, apr_time_t expir
     sl->state = SLOT_USED;
 }
 
-apr_status_t mc_slots_get(mc_slots *t, const mc_slots_key *k, apr_time_t now,
-                          unsigned char *buf, apr_size_t cap, apr_size_t *len,
-                          apr_time_t *expiry)
+/* The slot of k's live entry and its index position *at, or NULL (an expired one is freed
+ * on the way). */
+static mc_slots_slot *find_live(mc_slots *t, const mc_slots_key *k, apr_time_t now,
+                                stripe_ref *r, long *at)
 {
-    stripe_ref r;
     apr_uint32_t hole;
     long i;
-    mc_slots_slot *sl;
 
-    ref_of(t, mc_slots_key_stripe(t, k), &r);
-    if ((i = find(&r, k, &hole)) < 0) {
+    ref_of(t, mc_slots_key_stripe(t, k), r);
+    if ((i = find(r, k, &hole)) < 0) {
+        return NULL;
+    }
+    if (r->ix[i].expiry <= now) {
+        delete_at(r, (apr_uint32_t)i);
+        return NULL;
+    }
+    *at = i;
+    return slot_at(t, r->st, r->ix[i].slot - 1);
+}
+
+apr_status_t mc_slots_get(mc_slots *t, const mc_slots_key *k, apr_time_t now,
+                          unsigned char *buf, apr_size_t cap, apr_size_t *len,
+                          mc_slots_meta *meta)
+{
+    stripe_ref r;
+    long i;
+    mc_slots_slot *sl = find_live(t, k, now, &r, &i);
+
+    if (!sl) {
         return APR_NOTFOUND;
     }
-    if (r.ix[i].expiry <= now) {
-        delete_at(&r, (apr_uint32_t)i);
-        return APR_NOTFOUND;
-    }
-    sl = slot_at(t, r.st, r.ix[i].slot - 1);
     if (sl->val_len > cap) {
         *len = sl->val_len;
         return APR_ENOSPC;
     }
     memcpy(buf, value_of(sl), sl->val_len);
     *len = sl->val_len;
-    if (expiry) {
-        *expiry = sl->expiry;
+    if (meta) {
+        meta->expiry = sl->expiry;
+        meta->mark = sl->mark;
     }
+    return APR_SUCCESS;
+}
+
+apr_status_t mc_slots_touch(mc_slots *t, const mc_slots_key *k, apr_time_t now,
+                            apr_time_t expiry, apr_uint32_t mark)
+{
+    stripe_ref r;
+    long i;
+    mc_slots_slot *sl = find_live(t, k, now, &r, &i);
+
+    if (!sl) {
+        return APR_NOTFOUND;
+    }
+    sl->expiry = expiry;
+    sl->mark = mark;
+    r.ix[i].expiry = expiry;
     return APR_SUCCESS;
 }
 
@@ -527,8 +558,10 @@ static apr_status_t store(mc_slots *t, const mc_slots_key *k, apr_time_t now,
         if (only_if_absent && r.ix[i].expiry > now) {
             return APR_EEXIST;
         }
-        /* Replace in place: the lock keeps every reader out until it is whole. */
-        slot_fill(slot_at(t, r.st, r.ix[i].slot - 1), k, expiry, val, len);
+        /* Replace in place: the lock keeps every reader out until it is whole. A live
+         * entry keeps its mark (the caller's note outlives a rewrite of the value). */
+        mc_slots_slot *sl = slot_at(t, r.st, r.ix[i].slot - 1);
+        slot_fill(sl, k, expiry, val, len, r.ix[i].expiry > now ? sl->mark : 0);
         r.ix[i].expiry = expiry;
         return APR_SUCCESS;
     }
@@ -540,7 +573,7 @@ static apr_status_t store(mc_slots *t, const mc_slots_key *k, apr_time_t now,
         s = slot_take(&r);
         find(&r, k, &hole);             /* entries moved: where it goes now */
     }
-    slot_fill(slot_at(t, r.st, s - 1), k, expiry, val, len);
+    slot_fill(slot_at(t, r.st, s - 1), k, expiry, val, len, 0);
     r.ix[hole].tag = tag_of(k);
     r.ix[hole].expiry = expiry;
     r.ix[hole].slot = s;

@@ -107,15 +107,26 @@ void *mc_slots_lock_area(mc_slots *t, unsigned stripe);
 /* Stripe of a key: mc_slots_key_make + mc_slots_key_stripe, or -1 for an invalid key. */
 int mc_slots_stripe_of(const mc_slots *t, const char *key);
 
+/* What an entry holds besides its value. */
+typedef struct {
+    apr_time_t expiry;
+    apr_uint32_t mark;          /* the caller's number, set by touch: 0 until touched */
+} mc_slots_meta;
+
 /* The operations: the caller holds the lock of k's stripe; now decides expiry.
  *
- * get: copies the value into buf (cap bytes); *len its length, *expiry (if not NULL) its
- * expiry. APR_NOTFOUND when absent or expired; APR_ENOSPC when cap is too small, with *len
- * the length needed. */
+ * get: copies the value into buf (cap bytes); *len its length, *meta (if not NULL) its
+ * expiry and mark. APR_NOTFOUND when absent or expired; APR_ENOSPC when cap is too small,
+ * with *len the length needed. */
 apr_status_t mc_slots_get(mc_slots *t, const mc_slots_key *k, apr_time_t now,
                           unsigned char *buf, apr_size_t cap, apr_size_t *len,
-                          apr_time_t *expiry);
-/* put: insert or replace. APR_ENOSPC when len > value_max (the entry there stays);
+                          mc_slots_meta *meta);
+/* touch: a live entry gets a new expiry and mark, its value untouched (so a reader can learn
+ * of activity on a record without the record being rewritten). APR_NOTFOUND when absent or
+ * expired: a touch never brings an entry back. */
+apr_status_t mc_slots_touch(mc_slots *t, const mc_slots_key *k, apr_time_t now,
+                            apr_time_t expiry, apr_uint32_t mark);
+/* put: insert or replace (a live entry replaced keeps its mark; a new one has 0). APR_ENOSPC when len > value_max (the entry there stays);
  * MC_SLOTS_EVICTED when stored after evicting another entry. */
 apr_status_t mc_slots_put(mc_slots *t, const mc_slots_key *k, apr_time_t now,
                           apr_time_t expiry, const unsigned char *val, apr_size_t len);

@@ -64,134 +64,111 @@ void mc_slots_unlock(mc_slots *t, unsigned stripe)
     pthread_mutex_unlock(mutex_of(t, stripe));
 }
 
-/* Key and lock for one operation. */
-static apr_status_t begin(mc_slots *t, const char *key, mc_slots_key *k, unsigned *stripe)
-{
-    apr_status_t rv = mc_slots_key_make(t, key, k);
-    if (rv != APR_SUCCESS) {
-        return rv;
-    }
-    *stripe = mc_slots_key_stripe(t, k);
-    return mc_slots_lock(t, *stripe) == APR_SUCCESS ? APR_SUCCESS : MC_SLOTS_ELOCK;
-}
+/* One operation under its key's stripe lock. */
+typedef enum { OP_GET, OP_PUT, OP_ADD, OP_REMOVE, OP_TOUCH } op_kind;
+
+typedef struct {
+    op_kind kind;
+    apr_time_t now, expiry;
+    const unsigned char *data;          /* put, add */
+    apr_size_t len;
+    apr_uint32_t mark;                  /* touch */
+    apr_pool_t *p;                      /* get: the copy's pool and where it goes */
+    unsigned char **out;
+    apr_size_t *outlen;
+    apr_uint32_t *outmark;
+} op_args;
 
 /* A copy of the value from p, under the lock: asked for its length first, so the copy is
  * exactly as big as the value, not the table's largest. */
-static apr_status_t copy_out(mc_slots *t, const mc_slots_key *k, apr_time_t now, apr_pool_t *p,
-                             unsigned char **data, apr_size_t *len)
+static apr_status_t copy_out(mc_slots *t, const mc_slots_key *k, const op_args *a)
 {
     unsigned char none;
     apr_size_t n = 0;
-    apr_status_t rv = mc_slots_get(t, k, now, &none, 0, &n, NULL);
+    mc_slots_meta meta;
+    apr_status_t rv = mc_slots_get(t, k, a->now, &none, 0, &n, &meta);
 
     if (rv == APR_ENOSPC) {
-        *data = apr_palloc(p, n + 1);
-        rv = mc_slots_get(t, k, now, *data, n, &n, NULL);
+        *a->out = apr_palloc(a->p, n + 1);
+        rv = mc_slots_get(t, k, a->now, *a->out, n, &n, &meta);
     }
     else if (rv == APR_SUCCESS) {
-        *data = apr_palloc(p, 1);       /* an empty value */
+        *a->out = apr_palloc(a->p, 1);  /* an empty value */
     }
     if (rv == APR_SUCCESS) {
-        (*data)[n] = '\0';
-        *len = n;
+        (*a->out)[n] = '\0';
+        *a->outlen = n;
+        if (a->outmark) {
+            *a->outmark = meta.mark;
+        }
     }
+    return rv;
+}
+
+static apr_status_t locked(mc_slots *t, const char *key, const op_args *a)
+{
+    mc_slots_key k;
+    unsigned stripe;
+    apr_status_t rv = mc_slots_key_make(t, key, &k);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    stripe = mc_slots_key_stripe(t, &k);
+    if (mc_slots_lock(t, stripe) != APR_SUCCESS) {
+        return MC_SLOTS_ELOCK;
+    }
+    switch (a->kind) {
+    case OP_GET:
+        rv = copy_out(t, &k, a);
+        break;
+    case OP_PUT:
+        rv = mc_slots_put(t, &k, a->now, a->expiry, a->data, a->len);
+        break;
+    case OP_ADD:
+        rv = mc_slots_add(t, &k, a->now, a->expiry, a->data, a->len);
+        break;
+    case OP_REMOVE:
+        rv = mc_slots_remove(t, &k, a->now);
+        break;
+    case OP_TOUCH:
+        rv = mc_slots_touch(t, &k, a->now, a->expiry, a->mark);
+        break;
+    }
+    mc_slots_unlock(t, stripe);
     return rv;
 }
 
 apr_status_t mc_slots_lget(mc_slots *t, const char *key, apr_time_t now, apr_pool_t *p,
-                           unsigned char **data, apr_size_t *len)
+                           unsigned char **data, apr_size_t *len, apr_uint32_t *mark)
 {
-    mc_slots_key k;
-    unsigned s;
-    apr_status_t rv = begin(t, key, &k, &s);
-    if (rv != APR_SUCCESS) {
-        return rv;
-    }
-    rv = copy_out(t, &k, now, p, data, len);
-    mc_slots_unlock(t, s);
-    return rv;
-}
-
-static apr_status_t locked_store(mc_slots *t, const char *key, apr_time_t now,
-                                 apr_time_t expiry, const unsigned char *data, apr_size_t len,
-                                 int only_if_absent)
-{
-    mc_slots_key k;
-    unsigned s;
-    apr_status_t rv = begin(t, key, &k, &s);
-    if (rv != APR_SUCCESS) {
-        return rv;
-    }
-    rv = only_if_absent ? mc_slots_add(t, &k, now, expiry, data, len)
-                        : mc_slots_put(t, &k, now, expiry, data, len);
-    mc_slots_unlock(t, s);
-    return rv;
+    op_args a = { OP_GET, now, 0, NULL, 0, 0, p, data, len, mark };
+    return locked(t, key, &a);
 }
 
 apr_status_t mc_slots_lput(mc_slots *t, const char *key, apr_time_t now, apr_time_t expiry,
                            const unsigned char *data, apr_size_t len)
 {
-    return locked_store(t, key, now, expiry, data, len, 0);
+    op_args a = { OP_PUT, now, expiry, data, len, 0, NULL, NULL, NULL, NULL };
+    return locked(t, key, &a);
 }
 
 apr_status_t mc_slots_ladd(mc_slots *t, const char *key, apr_time_t now, apr_time_t expiry,
                            const unsigned char *data, apr_size_t len)
 {
-    return locked_store(t, key, now, expiry, data, len, 1);
+    op_args a = { OP_ADD, now, expiry, data, len, 0, NULL, NULL, NULL, NULL };
+    return locked(t, key, &a);
 }
 
 apr_status_t mc_slots_lremove(mc_slots *t, const char *key, apr_time_t now)
 {
-    mc_slots_key k;
-    unsigned s;
-    apr_status_t rv = begin(t, key, &k, &s);
-    if (rv != APR_SUCCESS) {
-        return rv;
-    }
-    rv = mc_slots_remove(t, &k, now);
-    mc_slots_unlock(t, s);
-    return rv;
+    op_args a = { OP_REMOVE, now, 0, NULL, 0, 0, NULL, NULL, NULL, NULL };
+    return locked(t, key, &a);
 }
 
-apr_status_t mc_slots_ltake(mc_slots *t, const char *key, apr_time_t now, apr_pool_t *p,
-                            unsigned char **data, apr_size_t *len)
+apr_status_t mc_slots_ltouch(mc_slots *t, const char *key, apr_time_t now, apr_time_t expiry,
+                             apr_uint32_t mark)
 {
-    mc_slots_key k;
-    unsigned s;
-    apr_status_t rv = begin(t, key, &k, &s);
-    if (rv != APR_SUCCESS) {
-        return rv;
-    }
-    rv = copy_out(t, &k, now, p, data, len);
-    if (rv == APR_SUCCESS) {
-        mc_slots_remove(t, &k, now);
-    }
-    mc_slots_unlock(t, s);
-    return rv;
-}
-
-apr_status_t mc_slots_lupdate(mc_slots *t, const char *key, apr_time_t now, apr_pool_t *p,
-                              mc_slots_decide_fn *decide, void *baton)
-{
-    mc_slots_key k;
-    unsigned s;
-    unsigned char *old = NULL;
-    const unsigned char *data = NULL;
-    apr_size_t oldlen = 0, len = 0;
-    apr_time_t expiry = 0;
-    apr_status_t rv = begin(t, key, &k, &s);
-
-    if (rv != APR_SUCCESS) {
-        return rv;
-    }
-    rv = copy_out(t, &k, now, p, &old, &oldlen);
-    if (rv == APR_SUCCESS || rv == APR_NOTFOUND) {
-        rv = decide(baton, rv == APR_SUCCESS ? old : NULL, rv == APR_SUCCESS ? oldlen : 0,
-                    &data, &len, &expiry);
-        if (rv == APR_SUCCESS) {
-            rv = mc_slots_put(t, &k, now, expiry, data, len);
-        }
-    }
-    mc_slots_unlock(t, s);
-    return rv;
+    op_args a = { OP_TOUCH, now, expiry, NULL, 0, mark, NULL, NULL, NULL, NULL };
+    return locked(t, key, &a);
 }

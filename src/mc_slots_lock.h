@@ -28,26 +28,16 @@ void mc_slots_unlock(mc_slots *t, unsigned stripe);
  * when the stripe's lock could not be taken (a mutex left unrecoverable). */
 #define MC_SLOTS_ELOCK (APR_OS_START_USERERR + 1718)
 
-/* *data: a copy from p, NUL-terminated (not counted in *len). */
+/* *data: a copy from p, NUL-terminated (not counted in *len); *mark (when not NULL) the
+ * entry's mark. */
 apr_status_t mc_slots_lget(mc_slots *t, const char *key, apr_time_t now, apr_pool_t *p,
-                           unsigned char **data, apr_size_t *len);
+                           unsigned char **data, apr_size_t *len, apr_uint32_t *mark);
 apr_status_t mc_slots_lput(mc_slots *t, const char *key, apr_time_t now, apr_time_t expiry,
                            const unsigned char *data, apr_size_t len);
 apr_status_t mc_slots_ladd(mc_slots *t, const char *key, apr_time_t now, apr_time_t expiry,
                            const unsigned char *data, apr_size_t len);
 apr_status_t mc_slots_lremove(mc_slots *t, const char *key, apr_time_t now);
-/* Get and remove in one step: a single-use record goes to one reader only. */
-apr_status_t mc_slots_ltake(mc_slots *t, const char *key, apr_time_t now, apr_pool_t *p,
-                            unsigned char **data, apr_size_t *len);
-
-/* Read, decide and write in one step. decide() gets the live value (NULL, 0 when none) and
- * returns APR_SUCCESS with the new value and its expiry to store it, or another status to
- * leave the entry alone (that status is returned). It runs under the stripe's lock: it must
- * be quick and take no other stripe's lock. */
-typedef apr_status_t mc_slots_decide_fn(void *baton, const unsigned char *old,
-                                        apr_size_t oldlen, const unsigned char **data,
-                                        apr_size_t *len, apr_time_t *expiry);
-apr_status_t mc_slots_lupdate(mc_slots *t, const char *key, apr_time_t now, apr_pool_t *p,
-                              mc_slots_decide_fn *decide, void *baton);
+apr_status_t mc_slots_ltouch(mc_slots *t, const char *key, apr_time_t now, apr_time_t expiry,
+                             apr_uint32_t mark);
 
 #endif

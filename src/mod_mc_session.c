@@ -201,9 +201,11 @@ static apr_status_t open_record(request_rec *r, const char *key, const unsigned 
     return rv;
 }
 
-/* An opened record into a session; the plaintext is wiped either way. */
+/* An opened record into a session; the plaintext is wiped either way. `touched` is the
+ * store's activity stamp of the record (mc_store_touch): newer activity than the record
+ * holds moves its inactivity clock. */
 static apr_status_t decode_session(request_rec *r, unsigned char *plain, apr_size_t plen,
-                                   mc_session_rec **out)
+                                   apr_int64_t touched, mc_session_rec **out)
 {
     mc_session_rec *s = apr_pcalloc(r->pool, sizeof(*s));
     apr_status_t rv = mc_session_decode(r->pool, plain, plen, s);
@@ -212,17 +214,20 @@ static apr_status_t decode_session(request_rec *r, unsigned char *plain, apr_siz
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, "MC0054: mc-decode: a session record is malformed");
         return APR_NOTFOUND;
     }
+    if (touched > s->last_active) {
+        s->last_active = touched;
+    }
     *out = s;
     return APR_SUCCESS;
 }
 
-/* Read and open the record under key; *version is its version slot as of the read. */
+/* Read and open the record under key, with what the store says of it. */
 static apr_status_t read_record(request_rec *r, const char *key, unsigned char **plain,
-                                apr_size_t *plen, apr_uint32_t *version)
+                                apr_size_t *plen, mc_store_seen_t *seen)
 {
     unsigned char *data;
     apr_size_t len;
-    apr_status_t rv = mc_store_get(r->server, key, r->pool, &data, &len, version);
+    apr_status_t rv = mc_store_get(r->server, key, r->pool, &data, &len, seen);
 
     if (rv != APR_SUCCESS) {
         return rv;
@@ -236,8 +241,9 @@ static apr_status_t read_stored(request_rec *r, const char *key, mc_session_rec 
 {
     unsigned char *plain;
     apr_size_t plen;
-    apr_status_t rv = read_record(r, key, &plain, &plen, NULL);
-    return rv == APR_SUCCESS ? decode_session(r, plain, plen, out) : rv;
+    mc_store_seen_t seen;
+    apr_status_t rv = read_record(r, key, &plain, &plen, &seen);
+    return rv == APR_SUCCESS ? decode_session(r, plain, plen, seen.touched, out) : rv;
 }
 
 mc_session_rec *mc_session_read_key(request_rec *r, const char *key)
@@ -256,16 +262,17 @@ static apr_status_t load_by_id(request_rec *r, mc_session_t *h)
     apr_time_t now = apr_time_now();
     unsigned char *plain;
     apr_size_t plen;
-    apr_uint32_t version;
+    mc_store_seen_t seen;
     apr_status_t rv;
 
-    if (cache && mc_reccache_get(cache, realm, h->id, now, r->pool, &plain, &plen, &h->key)) {
-        return decode_session(r, plain, plen, &h->rec);
+    if (cache && mc_reccache_get(cache, realm, h->id, now, r->pool, &plain, &plen, &h->key,
+                                 &seen.touched)) {
+        return decode_session(r, plain, plen, seen.touched, &h->rec);
     }
     if (!(h->key = session_key(r, h->id))) {
         return APR_EGENERAL;
     }
-    rv = read_record(r, h->key, &plain, &plen, &version);
+    rv = read_record(r, h->key, &plain, &plen, &seen);
     if (rv != APR_SUCCESS) {
         if (cache && APR_STATUS_IS_NOTFOUND(rv)) {
             mc_reccache_forget(cache, h->id);
@@ -273,9 +280,10 @@ static apr_status_t load_by_id(request_rec *r, mc_session_t *h)
         return rv;
     }
     if (cache) {
-        mc_reccache_put(cache, realm, h->id, h->key, version, now, plain, plen);
+        mc_reccache_put(cache, realm, h->id, h->key, seen.version, seen.touched, now, plain,
+                        plen);
     }
-    return decode_session(r, plain, plen, &h->rec);
+    return decode_session(r, plain, plen, seen.touched, &h->rec);
 }
 
 static apr_time_t session_expiry(request_rec *r, const mc_session_rec *s)
@@ -351,7 +359,7 @@ mc_sess_result mc_session_load(request_rec *r, mc_session_t **out)
     }
     if (now - h->rec->last_active >= activity_granularity(c)) {
         h->rec->last_active = now;
-        h->dirty = 1;
+        h->active = 1;
     }
     return h->result = MC_SESS_OK;
 }
@@ -463,6 +471,7 @@ apr_status_t mc_session_save_locked(request_rec *r, mc_session_t *h)
     if ((rv = seal_put(r, h->key, plain, plen, session_expiry(r, h->rec))) == APR_SUCCESS) {
         h->generation = h->rec->generation;
         h->dirty = 0;
+        h->active = 0;
     }
     return rv;
 }
@@ -471,10 +480,24 @@ void mc_session_finish(request_rec *r, mc_session_t *h)
 {
     apr_status_t rv;
 
-    if (!h || !h->rec || !h->dirty || !h->key) {
+    if (!h || !h->rec || !h->key || !(h->dirty || h->active)) {
         return;
     }
+    if (!h->dirty) {
+        /* Only the inactivity clock moved: the store notes it without a rewrite where it
+         * can (no lock, no re-encryption); the other stores take the rewrite below. */
+        rv = mc_store_touch(r->server, h->key, session_expiry(r, h->rec), h->rec->last_active);
+        if (rv != APR_ENOTIMPL) {
+            h->active = 0;
+            if (rv != APR_SUCCESS && !APR_STATUS_IS_NOTFOUND(rv)) {
+                ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, "MC0099: mc-session: activity "
+                              "not noted in the store");
+            }
+            return;
+        }
+    }
     h->dirty = 0;
+    h->active = 0;
     if ((rv = mc_session_lock(r, h)) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, "MC0059: mc-session: session busy; its "
                       "activity and snapshot are written by a later request");
@@ -548,6 +571,7 @@ void mc_session_destroy(request_rec *r, mc_session_t *h, int revoke)
     }
     h->rec = NULL;
     h->dirty = 0;
+    h->active = 0;
     h->result = MC_SESS_NONE;
     mc_set_cookie(r, mc_cfg_cookie_name(mc_srv(r)), "", 0, 0);
 }
@@ -587,6 +611,7 @@ const char *mc_session_create(request_rec *r, mc_session_rec *rec, const char *r
     h->rec = rec;
     h->generation = rec->generation;
     h->dirty = 0;
+    h->active = 0;
     h->loaded = 1;
     h->result = MC_SESS_OK;
     mc_set_cookie(r, mc_cfg_cookie_name(mc_srv(r)), id, -1, 0);

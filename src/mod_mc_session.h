@@ -11,7 +11,9 @@
  * store's atomic put-if-absent (mc_store_add), on every store: so a write is a
  * compare-and-save (it lands only on a record that still exists with the token generation
  * the writer started from), a refresh is done once across every process and server, and a
- * destroyed session is never written back. */
+ * destroyed session is never written back. The one exception is the activity stamp: where
+ * the store can note it on a live record in one atomic step (mc_store_touch), it is noted
+ * without the lock; that step never brings back a removed record and changes no token. */
 #ifndef MOD_MC_SESSION_H
 #define MOD_MC_SESSION_H
 
@@ -30,7 +32,8 @@ typedef struct mc_session_t {
     const char *key;            /* store key of id in this server's realm; NULL until read */
     mc_session_rec *rec;        /* the opened record; NULL when there is no session */
     apr_int64_t generation;     /* token generation of the stored record rec was read from */
-    int dirty;                  /* rec changed (activity clock, snapshot): worth a write */
+    int dirty;                  /* rec changed (tokens, snapshot): worth a write */
+    int active;                 /* the inactivity clock moved: worth noting in the store */
     int loaded;                 /* a load was attempted in this request */
     mc_sess_result result;      /* what it gave */
     int ready;                  /* token and snapshot brought up to date (mc_session_ready) */

@@ -178,12 +178,21 @@ static apr_status_t done(server_rec *s, const char *what, apr_status_t rv)
 }
 
 apr_status_t mc_slots_store_get(server_rec *s, const char *key, apr_pool_t *p,
-                                unsigned char **data, apr_size_t *len)
+                                unsigned char **data, apr_size_t *len, apr_uint32_t *mark)
 {
     if (!table) {
         return APR_EINIT;
     }
-    return done(s, "get", mc_slots_lget(table, key, apr_time_now(), p, data, len));
+    return done(s, "get", mc_slots_lget(table, key, apr_time_now(), p, data, len, mark));
+}
+
+apr_status_t mc_slots_store_touch(server_rec *s, const char *key, apr_time_t expiry,
+                                  apr_uint32_t mark)
+{
+    if (!table) {
+        return APR_EINIT;
+    }
+    return done(s, "touch", mc_slots_ltouch(table, key, apr_time_now(), expiry, mark));
 }
 
 apr_status_t mc_slots_store_put(server_rec *s, const char *key, apr_time_t expiry,

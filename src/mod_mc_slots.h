@@ -24,9 +24,12 @@ int mc_slots_store_active(void);
  * APR_NOTFOUND (absent or expired), APR_EEXIST (add over a live record), APR_ENOSPC (a
  * record larger than value_max; the stored one stays), APR_EINIT (no table), APR_EINVAL
  * (key empty or over MC_SLOTS_KEY_MAX; logged), or APR_EGENERAL (a lock unusable; logged).
- * update also returns whatever status decide() refused with. */
+ * get gives the record's mark too (when mark is not NULL); touch sets the mark and the
+ * expiry of a live record without rewriting it (mc_slots_touch). */
 apr_status_t mc_slots_store_get(server_rec *s, const char *key, apr_pool_t *p,
-                                unsigned char **data, apr_size_t *len);
+                                unsigned char **data, apr_size_t *len, apr_uint32_t *mark);
+apr_status_t mc_slots_store_touch(server_rec *s, const char *key, apr_time_t expiry,
+                                  apr_uint32_t mark);
 apr_status_t mc_slots_store_put(server_rec *s, const char *key, apr_time_t expiry,
                                 const unsigned char *data, apr_size_t len);
 apr_status_t mc_slots_store_add(server_rec *s, const char *key, apr_time_t expiry,

@@ -511,17 +511,22 @@ static apr_status_t remove_key(server_rec *s, const char *key, apr_pool_t *p)
 }
 
 apr_status_t mc_store_get(server_rec *s, const char *key, apr_pool_t *p, unsigned char **data,
-                          apr_size_t *len, apr_uint32_t *version)
+                          apr_size_t *len, mc_store_seen_t *seen)
 {
+    mc_store_seen_t none;
+    apr_uint32_t mark = 0;
     apr_status_t rv;
-    if (version) {
-        *version = 0;
-    }
+
+    seen = seen ? seen : &none;
+    seen->version = 0;
+    seen->touched = 0;
     if (store_shm) {
-        if (version && store_versions) {
-            *version = mc_versions_get(store_versions, key);
+        if (store_versions) {
+            seen->version = mc_versions_get(store_versions, key);
         }
-        return mc_slots_store_get(s, key, p, data, len);
+        rv = mc_slots_store_get(s, key, p, data, len, &mark);
+        seen->touched = mark;
+        return rv;
     }
     if (!store_instance) {
         return APR_EINIT;
@@ -529,8 +534,8 @@ apr_status_t mc_store_get(server_rec *s, const char *key, apr_pool_t *p, unsigne
     if ((rv = lock(s, 0)) != APR_SUCCESS) {
         return rv;
     }
-    if (version && store_versions) {
-        *version = mc_versions_get(store_versions, key);
+    if (store_versions) {
+        seen->version = mc_versions_get(store_versions, key);
     }
     rv = retrieve(s, key, p, data, len);
     unlock(0);
@@ -613,6 +618,19 @@ apr_status_t mc_store_remove(server_rec *s, const char *key, apr_pool_t *p)
     rv = remove_key(s, key, p);
     unlock(0);
     return rv;
+}
+
+apr_status_t mc_store_touch(server_rec *s, const char *key, apr_time_t expiry,
+                            apr_int64_t stamp)
+{
+    if (!store_shm) {
+        return APR_ENOTIMPL;
+    }
+    if (stamp <= 0 || stamp > (apr_int64_t)APR_UINT32_MAX) {
+        return APR_EINVAL;
+    }
+    /* A new stamp is a change: every process's cached copy must learn of it. */
+    return changed(key, mc_slots_store_touch(s, key, expiry, (apr_uint32_t)stamp));
 }
 
 int mc_store_fill(mc_store_fill_t *f)

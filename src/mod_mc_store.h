@@ -27,10 +27,16 @@
 #define MC_SHM_RECORD_MAX 2976
 #define MC_SHM_ENTRIES(n) (2 * (apr_uint32_t)(n) + MC_SHM_SHORT_LIVED)
 
-/* Read key; *version (when not NULL) is the key's version slot as of the read, for
- * mc_reccache_put (0 when the store has no version slots). */
+/* What a read learns besides the record. */
+typedef struct {
+    apr_uint32_t version;       /* the key's version slot as of the read, for mc_reccache_put
+                                 * (0 when the store has no version slots) */
+    apr_int64_t touched;        /* the latest mc_store_touch stamp of the record, 0 if none */
+} mc_store_seen_t;
+
+/* Read key; *seen (when not NULL) is filled as well. */
 apr_status_t mc_store_get(server_rec *s, const char *key, apr_pool_t *p, unsigned char **data,
-                          apr_size_t *len, apr_uint32_t *version);
+                          apr_size_t *len, mc_store_seen_t *seen);
 /* This process's cache of opened session records (mc_reccache.h): NULL when the store is
  * shared with other servers (redis, memcache), whose writes no version slot here sees. A
  * record comes from it only while no process has written or removed its key since it was
@@ -44,6 +50,12 @@ apr_status_t mc_store_put(server_rec *s, const char *key, apr_time_t expiry,
 apr_status_t mc_store_add(server_rec *s, const char *key, apr_time_t expiry,
                           const unsigned char *data, apr_size_t len, apr_pool_t *p);
 apr_status_t mc_store_remove(server_rec *s, const char *key, apr_pool_t *p);
+/* Note activity on a live record without rewriting it: a new expiry, and a stamp (unix
+ * seconds, above 0) that the next mc_store_get reports. One atomic step on the built-in
+ * store; never brings back a record that is gone (APR_NOTFOUND). APR_ENOTIMPL on the other
+ * stores: the caller rewrites the record instead. */
+apr_status_t mc_store_touch(server_rec *s, const char *key, apr_time_t expiry,
+                            apr_int64_t stamp);
 
 /* The built-in store's fill for the status page: 1 with the figures, 0 when the store is
  * another (ap_socache providers cannot count their entries). */

@@ -136,3 +136,30 @@ def test_graceful_restart_then_disconnect(site, sandbox, ca):
     warm(site, sid)         # the new children cache it again (the store kept the session)
     assert b.get(site.url + "/bye", headers={"Sec-Fetch-Site": "same-origin"}).status_code == 302
     assert {c for c, _ in spread(site.url + "/account/env.cgi", sid)} == {302}
+
+
+@pytest.mark.parametrize("store", ["", "MoneiConnectSessionStore shmcb"],
+                         ids=["built-in", "shmcb"])
+def test_activity_is_seen_by_every_process(sandbox, ca, httpd_factory, store):
+    # The inactivity clock moves once a second here (a quarter of the 4-second timeout),
+    # noted in the store by whichever process served the request: on the built-in store
+    # without rewriting the record, on the others by a rewrite. A process that kept its
+    # cached copy after another noted activity would see the session idle for longer than
+    # the timeout (the cache keeps entries 5 s) and end it; one that missed the stamp in the
+    # store would too.
+    h = httpd_factory("activity", "")
+    h.body = harness.monei_directives(sandbox, h.port,
+                                      extra="MoneiConnectWalletMaxAge 86400\n"
+                                            "MoneiConnectSessionInactivityTimeout 4\n" + store) + \
+        PROTECT.format(dir=h.dir, htdocs=harness.HTDOCS)
+    h.start()
+    b = Browser(ca)
+    b.login(h.url + "/account/env.cgi")
+    sid = b.cookie("monei_session")
+    warm(h, sid)
+    end = time.monotonic() + 10
+    while time.monotonic() < end:   # active for 2.5 timeouts, on every process in turn
+        assert {c for c, _ in spread(h.url + "/account/env.cgi", sid, 16)} == {200}
+        time.sleep(0.8)
+    time.sleep(5.5)                 # idle for longer than the timeout: out, everywhere
+    assert {c for c, _ in spread(h.url + "/account/env.cgi", sid)} == {302}

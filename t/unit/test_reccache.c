@@ -24,16 +24,20 @@ static int served(mc_reccache *c, const char *id, apr_time_t now, apr_pool_t *p,
     unsigned char *d = NULL;
     apr_size_t n = 0;
     const char *k = NULL;
-    if (!mc_reccache_get(c, REALM, id, now, p, &d, &n, &k)) {
+    apr_int64_t note = -1;
+    if (!mc_reccache_get(c, REALM, id, now, p, &d, &n, &k, &note)) {
         return 0;
     }
-    return n == strlen(want) && !memcmp(d, want, n) && d[n] == '\0' && k && !strcmp(k, key);
+    /* put() notes the record's length: the note comes back with its own record */
+    return n == strlen(want) && !memcmp(d, want, n) && d[n] == '\0' && k && !strcmp(k, key)
+           && note == (apr_int64_t)n;
 }
 
 static void put(mc_reccache *c, const char *id, const char *key, apr_uint32_t v,
                 apr_time_t now, const char *rec)
 {
-    mc_reccache_put(c, REALM, id, key, v, now, (const unsigned char *)rec, strlen(rec));
+    mc_reccache_put(c, REALM, id, key, v, (apr_int64_t)strlen(rec), now,
+                    (const unsigned char *)rec, strlen(rec));
 }
 
 static void test_hits_and_versions(apr_pool_t *p)
@@ -97,6 +101,7 @@ static void test_realms(apr_pool_t *p)
     unsigned char *d = NULL;
     apr_size_t n = 0;
     const char *k = NULL;
+    apr_int64_t note = 0;
 
     memset(versions, 0, sizeof(versions));
     if (!CHECK(mc_reccache_create(p, versions, 64, apr_time_from_sec(5), &c) == APR_SUCCESS,
@@ -104,13 +109,13 @@ static void test_realms(apr_pool_t *p)
         return;
     }
     put(c, ID, KEY, mc_versions_get(versions, KEY), t0, "record of A");
-    CHECK(!mc_reccache_get(c, &realm_b, ID, t0, p, &d, &n, &k),
+    CHECK(!mc_reccache_get(c, &realm_b, ID, t0, p, &d, &n, &k, &note),
           "another realm never gets the record cached by the first");
     CHECK(!served(c, ID, t0, p, "record of A", KEY),
           "a miss by another realm drops the entry (the next read goes to the store)");
-    mc_reccache_put(c, &realm_b, ID, KEY, mc_versions_get(versions, KEY), t0,
+    mc_reccache_put(c, &realm_b, ID, KEY, mc_versions_get(versions, KEY), 11, t0,
                     (const unsigned char *)"record of B", 11);
-    CHECK(mc_reccache_get(c, &realm_b, ID, t0, p, &d, &n, &k) && n == 11
+    CHECK(mc_reccache_get(c, &realm_b, ID, t0, p, &d, &n, &k, &note) && n == 11 && note == 11
           && !memcmp(d, "record of B", 11), "each realm is served what it cached");
     CHECK(!served(c, ID, t0, p, "record of B", KEY), "and the first realm is not");
 }
@@ -133,9 +138,11 @@ static void test_collisions_and_limits(apr_pool_t *p)
         unsigned char *d;
         apr_size_t n;
         const char *k;
-        if (mc_reccache_get(c, REALM, id, t0, p, &d, &n, &k)) {
+        apr_int64_t note;
+        if (mc_reccache_get(c, REALM, id, t0, p, &d, &n, &k, &note)) {
             hits++;
-            CHECK(!strcmp((char *)d, apr_psprintf(p, "rec-%d", i)) && !strcmp(k, key),
+            CHECK(!strcmp((char *)d, apr_psprintf(p, "rec-%d", i)) && !strcmp(k, key)
+                  && note == (apr_int64_t)n,
                   "a colliding id gets its own record and key");
         }
     }
@@ -170,19 +177,21 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *t, void *data)
         unsigned char *d;
         apr_size_t n;
         const char *k;
+        apr_int64_t note;
         int len = apr_snprintf(rec, sizeof(rec), "%s|%d|%d", id, a->id, i);
         if (i % 3 == 0) {
-            mc_reccache_put(a->c, REALM, id, key, mc_versions_get(versions, key),
+            mc_reccache_put(a->c, REALM, id, key, mc_versions_get(versions, key), len,
                             apr_time_from_sec(1000), (const unsigned char *)rec,
                             (apr_size_t)len);
         }
         else if (i % 7 == 0) {
             mc_versions_bump(versions, key);
         }
-        else if (mc_reccache_get(a->c, REALM, id, apr_time_from_sec(1000), p, &d, &n, &k)) {
-            /* the whole record of this id, never a mix of two */
+        else if (mc_reccache_get(a->c, REALM, id, apr_time_from_sec(1000), p, &d, &n, &k,
+                                 &note)) {
+            /* the whole record of this id, never a mix of two, and its own note */
             if (n < strlen(id) + 1 || memcmp(d, id, strlen(id)) || d[strlen(id)] != '|'
-                || strlen((char *)d) != n || strcmp(k, key)) {
+                || strlen((char *)d) != n || strcmp(k, key) || note != (apr_int64_t)n) {
                 a->bad++;
             }
         }

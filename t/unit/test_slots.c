@@ -159,7 +159,7 @@ static void test_round_trips(apr_pool_t *p)
     unsigned char buf[64];
     char long_key[MC_SLOTS_KEY_MAX + 2];
     apr_size_t n;
-    apr_time_t exp = 0;
+    mc_slots_meta meta = { 0, 99 };
 
     CHECK(absent(t, "a:s", T0), "an empty table has nothing");
     CHECK(put(t, "a:s", T0, LATER, "record-a") == APR_SUCCESS, "put");
@@ -167,8 +167,8 @@ static void test_round_trips(apr_pool_t *p)
     CHECK(holds(t, "a:s", T0, "record-a") && holds(t, "b:s", T0, "record-b"), "both read back");
     CHECK(absent(t, "a:", T0) && absent(t, "a:ss", T0), "nor a prefix nor a longer key");
     mc_slots_key_make(t, "a:s", &k);
-    CHECK(mc_slots_get(t, &k, T0, buf, sizeof(buf), &n, &exp) == APR_SUCCESS && exp == LATER,
-          "get gives the expiry");
+    CHECK(mc_slots_get(t, &k, T0, buf, sizeof(buf), &n, &meta) == APR_SUCCESS
+          && meta.expiry == LATER && meta.mark == 0, "get gives the expiry, and a new mark 0");
     CHECK(mc_slots_get(t, &k, T0, buf, 7, &n, NULL) == APR_ENOSPC && n == 8,
           "too small a buffer: ENOSPC, with the length needed");
     CHECK(put(t, "a:s", T0, LATER, "a longer record-a") == APR_SUCCESS
@@ -218,6 +218,47 @@ static void test_expiry_and_add(apr_pool_t *p)
     CHECK(used(t) == 1, "one slot for it");
     CHECK(put(t, "z:s", exp, exp + 10, "fourth") == APR_SUCCESS && holds(t, "z:s", exp, "fourth"),
           "put replaces whatever is there");
+    CHECK(all_verify(t), "structure consistent");
+}
+
+static apr_uint32_t mark_of(mc_slots *t, const char *key, apr_time_t now)
+{
+    mc_slots_key k;
+    mc_slots_meta meta = { 0, 0 };
+    unsigned char buf[64];
+    apr_size_t n;
+    mc_slots_key_make(t, key, &k);
+    return mc_slots_get(t, &k, now, buf, sizeof(buf), &n, &meta) == APR_SUCCESS ? meta.mark
+                                                                                 : 0xdead;
+}
+
+static apr_status_t touch(mc_slots *t, const char *key, apr_time_t now, apr_time_t expiry,
+                          apr_uint32_t mark)
+{
+    mc_slots_key k;
+    mc_slots_key_make(t, key, &k);
+    return mc_slots_touch(t, &k, now, expiry, mark);
+}
+
+static void test_touch(apr_pool_t *p)
+{
+    mc_slots *t = table(p, 100, 64);
+    apr_time_t exp = T0 + apr_time_from_sec(10);
+
+    put(t, "x:s", T0, exp, "v1");
+    CHECK(touch(t, "x:s", T0 + 1, exp + 100, 5) == APR_SUCCESS && mark_of(t, "x:s", T0) == 5,
+          "touch sets the mark");
+    CHECK(holds(t, "x:s", exp + 99, "v1") && absent(t, "x:s", exp + 100),
+          "and moves the expiry, the value unchanged");
+    CHECK(touch(t, "x:s", exp + 100, exp + 200, 6) == APR_NOTFOUND && absent(t, "x:s", exp),
+          "an expired entry is not brought back by a touch");
+    CHECK(touch(t, "n:s", T0, exp, 1) == APR_NOTFOUND && used(t) == 0, "nor a missing one made");
+    put(t, "y:s", T0, exp, "v1");
+    touch(t, "y:s", T0, exp, 9);
+    CHECK(put(t, "y:s", T0, exp, "v2") == APR_SUCCESS && mark_of(t, "y:s", T0) == 9,
+          "a put over the live entry keeps the mark");
+    CHECK(add(t, "y:s", exp, exp + 10, "v3") == APR_SUCCESS && mark_of(t, "y:s", exp) == 0,
+          "an entry put over an expired one starts at 0");
     CHECK(all_verify(t), "structure consistent");
 }
 
@@ -664,6 +705,7 @@ int main(void)
     test_geometry(p);
     test_round_trips(p);
     test_expiry_and_add(p);
+    test_touch(p);
     test_enospc(p);
     test_eviction(p);
     test_capacity(p);

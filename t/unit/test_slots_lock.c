@@ -48,34 +48,8 @@ static int holds(mc_slots *t, const char *key, const char *want, apr_pool_t *p)
 {
     unsigned char *d;
     apr_size_t n;
-    return mc_slots_lget(t, key, T0, p, &d, &n) == APR_SUCCESS && n == strlen(want)
+    return mc_slots_lget(t, key, T0, p, &d, &n, NULL) == APR_SUCCESS && n == strlen(want)
            && !memcmp(d, want, n) && d[n] == '\0';
-}
-
-static apr_status_t lock_if_free(void *baton, const unsigned char *old, apr_size_t oldlen,
-                                 const unsigned char **data, apr_size_t *len,
-                                 apr_time_t *expiry)
-{
-    int *calls = baton;
-    (*calls)++;
-    if (old) {
-        return APR_EBUSY;
-    }
-    *data = (const unsigned char *)"lock";
-    *len = 4;
-    *expiry = LATER;
-    return APR_SUCCESS;
-}
-
-static apr_status_t append(void *baton, const unsigned char *old, apr_size_t oldlen,
-                           const unsigned char **data, apr_size_t *len, apr_time_t *expiry)
-{
-    char *buf = baton;
-    apr_snprintf(buf, 64, "%.*s+", (int)oldlen, old ? (const char *)old : "");
-    *data = (const unsigned char *)buf;
-    *len = strlen(buf);
-    *expiry = LATER;
-    return APR_SUCCESS;
 }
 
 static void test_operations(apr_pool_t *p)
@@ -83,32 +57,35 @@ static void test_operations(apr_pool_t *p)
     mc_slots *t = shared_table(p, 100, 64);
     unsigned char *d = NULL;
     apr_size_t n = 99;
-    char buf[64];
-    int calls = 0;
+    apr_uint32_t mark = 99;
 
     if (!CHECK(t != NULL, "a table with its locks in shared memory")) {
         return;
     }
-    CHECK(mc_slots_lget(t, "a:s", T0, p, &d, &n) == APR_NOTFOUND, "get of nothing: NOTFOUND");
+    CHECK(mc_slots_lget(t, "a:s", T0, p, &d, &n, NULL) == APR_NOTFOUND,
+          "get of nothing: NOTFOUND");
     CHECK(mc_slots_lput(t, "a:s", T0, LATER, (const unsigned char *)"hello", 5) == APR_SUCCESS
           && holds(t, "a:s", "hello", p), "put, get: a NUL-terminated copy of the value");
     CHECK(mc_slots_lput(t, "e:s", T0, LATER, (const unsigned char *)"", 0) == APR_SUCCESS
           && holds(t, "e:s", "", p), "an empty value");
     CHECK(mc_slots_ladd(t, "a:s", T0, LATER, (const unsigned char *)"x", 1) == APR_EEXIST
           && holds(t, "a:s", "hello", p), "add over a live entry: EEXIST, untouched");
-    CHECK(mc_slots_ltake(t, "a:s", T0, p, &d, &n) == APR_SUCCESS && n == 5
-          && !memcmp(d, "hello", 5), "take gives the value");
-    CHECK(mc_slots_ltake(t, "a:s", T0, p, &d, &n) == APR_NOTFOUND, "once");
-    CHECK(mc_slots_lupdate(t, "l:s", T0, p, lock_if_free, &calls) == APR_SUCCESS
-          && holds(t, "l:s", "lock", p), "update writes what decide returns");
-    CHECK(mc_slots_lupdate(t, "l:s", T0, p, lock_if_free, &calls) == APR_EBUSY && calls == 2
-          && holds(t, "l:s", "lock", p), "and leaves the entry alone on decide's refusal");
-    mc_slots_lupdate(t, "u:s", T0, p, append, buf);
-    mc_slots_lupdate(t, "u:s", T0, p, append, buf);
-    CHECK(holds(t, "u:s", "++", p), "update sees the value before it");
+    CHECK(mc_slots_lget(t, "a:s", T0, p, &d, &n, &mark) == APR_SUCCESS && mark == 0,
+          "a new entry's mark is 0");
+    CHECK(mc_slots_ltouch(t, "a:s", T0, LATER + 1, 7) == APR_SUCCESS
+          && mc_slots_lget(t, "a:s", T0, p, &d, &n, &mark) == APR_SUCCESS && mark == 7
+          && holds(t, "a:s", "hello", p), "touch sets the mark and leaves the value");
+    CHECK(mc_slots_lput(t, "a:s", T0, LATER, (const unsigned char *)"hi", 2) == APR_SUCCESS
+          && mc_slots_lget(t, "a:s", T0, p, &d, &n, &mark) == APR_SUCCESS && mark == 7
+          && holds(t, "a:s", "hi", p), "a put over a live entry keeps its mark");
+    CHECK(mc_slots_ltouch(t, "n:s", T0, LATER, 1) == APR_NOTFOUND
+          && mc_slots_lget(t, "n:s", T0, p, &d, &n, NULL) == APR_NOTFOUND,
+          "touch of nothing: NOTFOUND, and nothing made");
+    CHECK(mc_slots_lput(t, "l:s", T0, LATER, (const unsigned char *)"lock", 4) == APR_SUCCESS
+          && holds(t, "l:s", "lock", p), "another key");
     CHECK(mc_slots_lremove(t, "l:s", T0) == APR_SUCCESS
           && mc_slots_lremove(t, "l:s", T0) == APR_NOTFOUND, "remove");
-    CHECK(mc_slots_lget(t, "", T0, p, &d, &n) == APR_EINVAL
+    CHECK(mc_slots_lget(t, "", T0, p, &d, &n, NULL) == APR_EINVAL
           && mc_slots_lput(t, "", T0, LATER, (const unsigned char *)"x", 1) == APR_EINVAL,
           "an empty key: EINVAL");
     CHECK(mc_slots_lock(t, mc_slots_stripe_count(t)) == APR_EINVAL, "no such stripe: EINVAL");
@@ -154,7 +131,7 @@ static int hammer(mc_slots *t, int id, int rounds)
             }
             break;
         default:
-            rv = mc_slots_lget(t, key, T0, p, &d, &n);
+            rv = mc_slots_lget(t, key, T0, p, &d, &n, NULL);
             if (!shared && last[o] < 0) {
                 bad += rv != APR_NOTFOUND;
             }
