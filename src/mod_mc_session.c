@@ -464,6 +464,10 @@ apr_status_t mc_session_save_locked(request_rec *r, mc_session_t *h)
     if (stored->generation != h->generation) {
         return APR_EEXIST;
     }
+    /* Activity another request noted since (a touch) is kept, as reread keeps ours. */
+    if (stored->last_active > h->rec->last_active) {
+        h->rec->last_active = stored->last_active;
+    }
     if ((rv = mc_session_encode(r->pool, h->rec, &plain, &plen)) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "MC0058: mc-encode: session record too large");
         return rv;

@@ -99,8 +99,17 @@ static int is_shm(void)
     return !strcmp(store_name(), MC_SHM_NAME);
 }
 
+/* " at FILE:LINE" of the MoneiConnectSessionStore line, for startup errors; `none` when
+ * the store is the default. */
+static const char *store_where(apr_pool_t *p, const char *none)
+{
+    return mc_store_config.at.file ? apr_psprintf(p, " at %s:%d", mc_store_config.at.file,
+                                                  mc_store_config.at.line)
+                                   : none;
+}
+
 /* `shm` or `shm:SESSIONS`: 1 with shm_sessions set, or 0 after logging why not. */
-static int shm_parse(void)
+static int shm_parse(apr_pool_t *ptemp)
 {
     const char *a = mc_store_config.provider_args;
     apr_int64_t n = MC_SHM_DEFAULT_SESSIONS;
@@ -111,10 +120,9 @@ static int shm_parse(void)
         n = apr_strtoi64(a, &end, 10);
         if (!apr_isdigit(*a) || *end || errno == ERANGE || n < 1 || n > MC_SHM_SESSIONS_MAX) {
             ap_log_error(APLOG_MARK, APLOG_EMERG | APLOG_STARTUP, 0, NULL,
-                         "MC0081: mod_monei_connect: MoneiConnectSessionStore shm:%s at %s:%d: must be "
+                         "MC0081: mod_monei_connect: MoneiConnectSessionStore shm:%s%s: must be "
                          "shm or shm:SESSIONS, the number of sessions to hold, 1 to %d",
-                         a, mc_store_config.at.file ? mc_store_config.at.file : "?",
-                         mc_store_config.at.line, MC_SHM_SESSIONS_MAX);
+                         a, store_where(ptemp, ""), MC_SHM_SESSIONS_MAX);
             return 0;
         }
     }
@@ -142,16 +150,12 @@ static int refuse_small_record_store(const char *name, apr_pool_t *ptemp)
         return OK;
     }
     ap_log_error(APLOG_MARK, APLOG_EMERG | APLOG_STARTUP, 0, NULL,
-                 "MC0083: mod_monei_connect: MoneiConnectSessionStore dbm%s%s%s: mod_socache_dbm "
+                 "MC0083: mod_monei_connect: MoneiConnectSessionStore dbm%s: mod_socache_dbm "
                  "stores an entry as one DBM pair, and APR's DBM here (SDBM on Debian) "
                  "limits key + value to %d bytes, while a session record is about %d bytes "
                  "(tokens and wallet/profile snapshots, encrypted): every login would fail "
                  "to store its session. Use shmcb (one server), memcache or redis",
-                 mc_store_config.at.file ? " at " : "",
-                 mc_store_config.at.file ? mc_store_config.at.file : "",
-                 mc_store_config.at.file ? apr_psprintf(ptemp, ":%d",
-                                                        mc_store_config.at.line) : "",
-                 MC_SDBM_PAIRMAX, MC_RECORD_TYPICAL);
+                 store_where(ptemp, ""), MC_SDBM_PAIRMAX, MC_RECORD_TYPICAL);
     return !OK;
 }
 
@@ -165,21 +169,17 @@ int mc_store_check(apr_pool_t *pconf, apr_pool_t *ptemp)
 
     if (is_shm()) {
         mc_store_config.provider = NULL;
-        return shm_parse() ? OK : !OK;
+        return shm_parse(ptemp) ? OK : !OK;
     }
     mc_store_config.provider = ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, name,
                                                   AP_SOCACHE_PROVIDER_VERSION);
     if (!mc_store_config.provider) {
         ap_log_error(APLOG_MARK, APLOG_EMERG | APLOG_STARTUP, 0, NULL,
-                     "MC0084: mod_monei_connect: MoneiConnectSessionStore%s%s%s: the session store "
+                     "MC0084: mod_monei_connect: MoneiConnectSessionStore%s: the session store "
                      "provider '%s' is not loaded; add "
                      "\"LoadModule socache_%s_module modules/mod_socache_%s.so\" "
                      "(Debian: a2enmod socache_%s)",
-                     mc_store_config.at.file ? " at " : " (default)",
-                     mc_store_config.at.file ? mc_store_config.at.file : "",
-                     mc_store_config.at.file ? apr_psprintf(ptemp, ":%d", mc_store_config.at.line)
-                                             : "",
-                     name, name, name, name);
+                     store_where(ptemp, " (default)"), name, name, name, name);
         return !OK;
     }
     if (refuse_small_record_store(name, ptemp) != OK) {

@@ -14,12 +14,11 @@
 
 /* The built-in store: `shm` (MC_SHM_DEFAULT_SESSIONS) or `shm:SESSIONS`. A store for N
  * sessions is a slot table (mc_slots.h) of MC_SHM_ENTRIES(N) records of up to
- * MC_SHM_RECORD_MAX bytes each: N sessions, as many login states in flight (each lives until
- * its callback, 10 minutes at most) and MC_SHM_SHORT_LIVED session locks and browser
- * bindings (each lives seconds). Its size in bytes is mc_slots_size_for(MC_SHM_ENTRIES(N),
- * MC_SHM_RECORD_MAX) (README, "Capacity"). The record size makes a slot 3 KiB: twice a
- * session with wallet and profile (~1.5 KB sealed), and a login state with the longest
- * return URL accepted (2 KB). */
+ * MC_SHM_RECORD_MAX bytes each: N sessions, as many "used" markers of spent login states
+ * (4 bytes, each lives 11 minutes at most) and MC_SHM_SHORT_LIVED session locks (each lives
+ * seconds). Its size in bytes is mc_slots_size_for(MC_SHM_ENTRIES(N), MC_SHM_RECORD_MAX)
+ * (README, "Capacity"). The record size makes a slot 3 KiB: twice a session with wallet and
+ * profile (~1.5 KB sealed), room for a wallet with many more balances. */
 #define MC_SHM_NAME "shm"
 #define MC_SHM_DEFAULT_SESSIONS 10000
 #define MC_SHM_SESSIONS_MAX 10000000
