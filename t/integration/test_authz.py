@@ -9,24 +9,12 @@ from browser import Browser
 # every test starts from a reset sandbox without rate limits or faults (t/conftest.py)
 pytestmark = pytest.mark.usefixtures("fresh_sandbox")
 
-CONF = """
+CONF = harness.STEP_UP_LOCATIONS + """
 <Location /read>
     AuthType MoneiConnect
     Require monei-scope wallet:read
 </Location>
 Alias /read {htdocs}/account
-<Location /send>
-    AuthType MoneiConnect
-    MoneiConnectScope "wallet:read"
-    Require monei-scope wallet:read wallet:send
-</Location>
-Alias /send {htdocs}/account
-<Location /nostep>
-    AuthType MoneiConnect
-    MoneiConnectStepUp Off
-    Require monei-scope wallet:send
-</Location>
-Alias /nostep {htdocs}/account
 <Location /anyip>
     AuthType MoneiConnect
     <RequireAny>

@@ -25,19 +25,7 @@ MoneiConnectDefaultReturn %s
 <Location /bye>
     SetHandler monei-connect-disconnect
 </Location>
-<Location /send>
-    AuthType MoneiConnect
-    MoneiConnectScope "wallet:read"
-    Require monei-scope wallet:read wallet:send
-</Location>
-Alias /send {htdocs}/account
-<Location /nostep>
-    AuthType MoneiConnect
-    MoneiConnectStepUp Off
-    Require monei-scope wallet:send
-</Location>
-Alias /nostep {htdocs}/account
-""" % DEFAULT_RETURN
+""" % DEFAULT_RETURN + harness.STEP_UP_LOCATIONS
 
 
 def site(httpd_factory, sandbox, name, extra="", modules=()):

@@ -203,6 +203,21 @@ ACCOUNT_LOCATION = """<Location /account>
     Require valid-user
 </Location>
 """
+# A scope beyond the login's, with step-up (/send) and without it (/nostep); callers fill
+# {htdocs}.
+STEP_UP_LOCATIONS = """<Location /send>
+    AuthType MoneiConnect
+    MoneiConnectScope "wallet:read"
+    Require monei-scope wallet:read wallet:send
+</Location>
+Alias /send {htdocs}/account
+<Location /nostep>
+    AuthType MoneiConnect
+    MoneiConnectStepUp Off
+    Require monei-scope wallet:send
+</Location>
+Alias /nostep {htdocs}/account
+"""
 DASHBOARD_LOCATION = """<Location /dashboard>
     AuthType MoneiConnect
     MoneiConnectUnauthAction pass
