@@ -382,6 +382,47 @@ static long find(const stripe_ref *r, const mc_slots_key *k, apr_uint32_t *hole)
     }
 }
 
+/* At most this many index entries are read ahead of a lookup: about 1.5 are needed. */
+#define PREFETCH_PROBES 4
+#define LINE 64
+
+/* A read another process may be racing with a write: atomic, so never torn nor elided. */
+static unsigned char read_once(const void *p)
+{
+    return __atomic_load_n((const unsigned char *)p, __ATOMIC_RELAXED);
+}
+
+/* Unlocked: see mc_slots.h. It follows the probe sequence find() would, to the first entry
+ * with k's tag. */
+void mc_slots_prefetch(const mc_slots *t, const mc_slots_key *k)
+{
+    stripe_ref r;
+    apr_uint32_t tag = tag_of(k), i = tag & (t->ixn - 1), n;
+    volatile unsigned char sink = 0;
+
+    ref_of((mc_slots *)t, mc_slots_key_stripe(t, k), &r);
+    for (n = 0; n < PREFETCH_PROBES; n++, i = (i + 1) & r.mask) {
+        apr_uint32_t slot = __atomic_load_n(&r.ix[i].slot, __ATOMIC_RELAXED);
+        const unsigned char *p, *end;
+        apr_uint32_t len;
+
+        if (slot == 0 || slot > t->b) {
+            break;
+        }
+        if (__atomic_load_n(&r.ix[i].tag, __ATOMIC_RELAXED) != tag) {
+            continue;
+        }
+        p = (const unsigned char *)slot_at(t, r.st, slot - 1);
+        len = __atomic_load_n(&((const mc_slots_slot *)p)->val_len, __ATOMIC_RELAXED);
+        end = value_of((mc_slots_slot *)p) + (len < t->value_max ? len : t->value_max);
+        for (; p < end; p += LINE) {
+            sink ^= read_once(p);
+        }
+        break;
+    }
+    (void)sink;
+}
+
 static void slot_free(const stripe_ref *r, apr_uint32_t slot)
 {
     mc_slots_slot *sl = slot_at(r->t, r->st, slot);

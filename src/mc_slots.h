@@ -34,7 +34,8 @@
  *
  * Locking contract. The table takes no lock. Before any operation on a key, the caller
  * holds the lock of the key's stripe (mc_slots_key_stripe) and releases it after; every
- * operation, get included, may write inside that stripe. mc_slots_stats reads counters
+ * operation, get included, may write inside that stripe. The one exception is
+ * mc_slots_prefetch, which only reads and is meant to run just before the lock is taken. mc_slots_stats reads counters
  * without any lock (approximate while writers run). A process that dies holding a stripe
  * lock may leave that stripe half-written: the caller then runs mc_slots_stripe_rebuild
  * under the lock (for example on a robust mutex's EOWNERDEAD).
@@ -137,6 +138,13 @@ apr_status_t mc_slots_add(mc_slots *t, const mc_slots_key *k, apr_time_t now,
 /* remove: APR_SUCCESS when a live entry was removed, APR_NOTFOUND when there was none
  * (an expired entry is freed all the same). */
 apr_status_t mc_slots_remove(mc_slots *t, const mc_slots_key *k, apr_time_t now);
+
+/* Without the stripe's lock, before taking it: read the index entries and the slot a lookup
+ * of k would read (one byte per cache line), so that the TLB misses, cache misses and first-
+ * touch page faults of a large shared block are paid while no other process waits for the
+ * lock. It decides nothing and writes nothing: what it reads may be changing under a writer,
+ * so it follows only a slot number in range and a length up to value_max. */
+void mc_slots_prefetch(const mc_slots *t, const mc_slots_key *k);
 
 /* Counters, read without locks. */
 void mc_slots_stats(const mc_slots *t, mc_slots_stats_t *st);

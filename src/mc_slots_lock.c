@@ -115,6 +115,9 @@ static apr_status_t locked(mc_slots *t, const char *key, const op_args *a)
         return rv;
     }
     stripe = mc_slots_key_stripe(t, &k);
+    /* The slow part of a lookup in a large block is waiting on memory: done before the lock,
+     * it no longer holds up the other processes and threads that want this stripe. */
+    mc_slots_prefetch(t, &k);
     if (mc_slots_lock(t, stripe) != APR_SUCCESS) {
         return MC_SLOTS_ELOCK;
     }

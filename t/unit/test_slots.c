@@ -262,6 +262,75 @@ static void test_touch(apr_pool_t *p)
     CHECK(all_verify(t), "structure consistent");
 }
 
+/* The read-ahead done without the lock writes nothing, and follows nothing out of the
+ * block whatever the block holds (a writer may be changing what it reads). */
+static void test_prefetch(apr_pool_t *p)
+{
+    static const apr_uint32_t patterns[] = { 0, 0xffffffffu, 1, 0x01010101u, 0x7fffffffu };
+    apr_size_t size;
+    apr_uint32_t *b = block_for(p, 3000, 200, &size);
+    unsigned char *copy = apr_palloc(p, size);
+    mc_slots *t = NULL;
+    mc_slots_key k;
+    char key[40];
+    unsigned seed = 11, i, j, n = size / sizeof(*b);
+    int same = 1;
+
+    mc_slots_create(b, size, 3000, 200, p, &t);
+    for (i = 0; i < 2000; i++) {
+        random_key(key, &seed);
+        put(t, key, T0, LATER, key);
+    }
+    del(t, key, T0);
+    memcpy(copy, b, size);
+    seed = 11;
+    for (i = 0; i < 2100; i++) {
+        random_key(key, &seed);
+        mc_slots_key_make(t, key, &k);
+        mc_slots_prefetch(t, &k);
+    }
+    CHECK(memcmp(copy, b, size) == 0, "prefetch of stored, removed and absent keys writes nothing");
+    /* Every index entry and slot header garbage: slot numbers and lengths out of range. */
+    for (j = 0; j < sizeof(patterns) / sizeof(*patterns); j++) {
+        for (i = 0; i < n; i++) {
+            b[i] = patterns[j] + (i & 7);
+        }
+        seed = 12;
+        for (i = 0; i < 500; i++) {
+            random_key(key, &seed);
+            mc_slots_key_make(t, key, &k);
+            mc_slots_prefetch(t, &k);
+        }
+        same &= b[n - 1] == patterns[j] + ((n - 1) & 7);
+    }
+    CHECK(same, "prefetch over a block of garbage stays inside the block");
+
+    /* One entry whose index slot number, then whose length, a writer left out of range (the
+     * layout of mc_slots.c: an index entry is tag, slot, expiry; a slot header has the value
+     * length 20 bytes before the key). Either would lead a read gigabytes away. */
+    mc_slots_create(b, size, 3000, 200, p, &t);
+    random_key(key, &seed);
+    put(t, key, T0, LATER, key);
+    mc_slots_key_make(t, key, &k);
+    for (i = 1, j = 0; i + 2 < n; i++) {
+        if (b[i] == 1 && memcmp(&b[i + 1], &(apr_int64_t){ LATER }, 8) == 0) {
+            b[i] = 0x7fffffff;
+            j++;
+        }
+    }
+    mc_slots_prefetch(t, &k);
+    CHECK(j == 1, "an index entry's slot number out of range is not followed");
+    mc_slots_create(b, size, 3000, 200, p, &t);
+    put(t, key, T0, LATER, key);
+    mc_slots_key_make(t, key, &k);
+    copy = memmem(b, size, key, strlen(key));
+    if (copy) {
+        memset(copy - 20, 0xff, 4);
+    }
+    mc_slots_prefetch(t, &k);
+    CHECK(copy != NULL, "a slot's value length out of range is not followed");
+}
+
 static void test_enospc(apr_pool_t *p)
 {
     mc_slots *t = table(p, 10, 16);
@@ -507,6 +576,8 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *th, void *data)
         mc_slots_key_make(a->t, key, &k);
         mx = stripe_lock(a->t, mc_slots_key_stripe(a->t, &k));
         len = value_for(val, sizeof(val), key, a->id, i);
+        /* as the store does: read ahead without the lock, while other threads write */
+        mc_slots_prefetch(a->t, &k);
         pthread_mutex_lock(mx);
         switch ((r >> 4) % 4) {
         case 0:
@@ -706,6 +777,7 @@ int main(void)
     test_round_trips(p);
     test_expiry_and_add(p);
     test_touch(p);
+    test_prefetch(p);
     test_enospc(p);
     test_eviction(p);
     test_capacity(p);
