@@ -35,10 +35,10 @@
  * Locking contract. The table takes no lock. Before any operation on a key, the caller
  * holds the lock of the key's stripe (mc_slots_key_stripe) and releases it after; every
  * operation, get included, may write inside that stripe. The one exception is
- * mc_slots_prefetch, which only reads and is meant to run just before the lock is taken. mc_slots_stats reads counters
- * without any lock (approximate while writers run). A process that dies holding a stripe
- * lock may leave that stripe half-written: the caller then runs mc_slots_stripe_rebuild
- * under the lock (for example on a robust mutex's EOWNERDEAD).
+ * mc_slots_prefetch, which only reads and is meant to run just before the lock is taken.
+ * mc_slots_stats reads counters without any lock (approximate while writers run). A process
+ * that dies holding a stripe lock may leave that stripe half-written: the caller then runs
+ * mc_slots_stripe_rebuild under the lock (for example on a robust mutex's EOWNERDEAD).
  */
 #ifndef MC_SLOTS_H
 #define MC_SLOTS_H
