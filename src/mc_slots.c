@@ -397,11 +397,11 @@ static unsigned char read_once(const void *p)
 void mc_slots_prefetch(const mc_slots *t, const mc_slots_key *k)
 {
     stripe_ref r;
-    apr_uint32_t tag = tag_of(k), i = tag & (t->ixn - 1), n;
+    apr_uint32_t tag = tag_of(k), i, n;
     volatile unsigned char sink = 0;
 
     ref_of((mc_slots *)t, mc_slots_key_stripe(t, k), &r);
-    for (n = 0; n < PREFETCH_PROBES; n++, i = (i + 1) & r.mask) {
+    for (i = tag & r.mask, n = 0; n < PREFETCH_PROBES; n++, i = (i + 1) & r.mask) {
         apr_uint32_t slot = __atomic_load_n(&r.ix[i].slot, __ATOMIC_RELAXED);
         const unsigned char *p, *end;
         apr_uint32_t len;
