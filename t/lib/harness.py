@@ -329,7 +329,31 @@ GracefulShutdownTimeout 5
             raise RuntimeError("httpd %s failed to start: %s%s\n%s" % (
                 self.name, r.stdout, r.stderr, self.tail_error_log()))
         wait_port(self.port)
+        self.wait_running()
         return self
+
+    def wait_running(self, timeout=15.0):
+        """Wait for the parent's pidfile and check that process lives. The port alone does
+        not prove a start: the event MPM detaches and opens its listeners before the
+        modules' post_config, so a daemon that then fails has already answered wait_port
+        (and `-k start` returned 0) before it exits."""
+        pidfile = os.path.join(self.dir, "httpd.pid")
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                with open(pidfile) as f:
+                    pid = int(f.read().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid:
+                try:
+                    os.kill(pid, 0)
+                    return pid
+                except ProcessLookupError:
+                    break
+            time.sleep(0.05)
+        raise RuntimeError("httpd %s is not running after its start:\n%s"
+                           % (self.name, self.tail_error_log()))
 
     def graceful(self):
         r = self._ctl("-k", "graceful")
