@@ -241,7 +241,7 @@ def test_concurrent_refresh_two_servers_one_store(kind, httpd_factory, sandbox, 
 
 def kill_httpd(h):
     """SIGKILL the parent and every child of h: a machine that lost power, nothing cleaned."""
-    with open(os.path.join(h.dir, "httpd.pid")) as f:
+    with open(h.pidfile) as f:
         parent = int(f.read().strip())
     victims = {parent}
     for d in os.listdir("/proc"):
@@ -263,7 +263,7 @@ def kill_httpd(h):
                                          not zombie(p) for p in victims):
         time.sleep(0.05)
     # nothing will remove it now; the fixture's stop must not wait for a dead parent
-    os.unlink(os.path.join(h.dir, "httpd.pid"))
+    os.unlink(h.pidfile)
 
 
 def zombie(pid):

@@ -251,6 +251,7 @@ class Httpd:
         self.tls = tls
         self.env = env or {}
         self.conf = os.path.join(self.dir, "httpd.conf")
+        self.pidfile = os.path.join(self.dir, "httpd.pid")
         self.error_log = os.path.join(self.dir, "logs", "error_log")
 
     @property
@@ -275,7 +276,7 @@ ServerRoot {self.dir}
 {loads}
 {user}Listen 127.0.0.1:{self.port}
 ServerName 127.0.0.1:{self.port}
-PidFile {self.dir}/httpd.pid
+PidFile {self.pidfile}
 Mutex file:{self.dir} default
 ScriptSock {self.dir}/cgisock
 ErrorLog {self.error_log}
@@ -337,11 +338,10 @@ GracefulShutdownTimeout 5
         not prove a start: the event MPM detaches and opens its listeners before the
         modules' post_config, so a daemon that then fails has already answered wait_port
         (and `-k start` returned 0) before it exits."""
-        pidfile = os.path.join(self.dir, "httpd.pid")
         deadline = time.time() + timeout
         while time.time() < deadline:
             try:
-                with open(pidfile) as f:
+                with open(self.pidfile) as f:
                     pid = int(f.read().strip() or 0)
             except (OSError, ValueError):
                 pid = 0
@@ -370,11 +370,10 @@ GracefulShutdownTimeout 5
         in httpd's event.c), which now and then kills a child with SIGSEGV while it exits,
         with no frame of any module on its stack (seen with this suite and a core dump).
         GracefulShutdownTimeout bounds the wait for requests still in flight."""
-        pidfile = os.path.join(self.dir, "httpd.pid")
-        if os.path.exists(pidfile):
+        if os.path.exists(self.pidfile):
             self._ctl("-k", "graceful-stop")
             deadline = time.time() + 15
-            while os.path.exists(pidfile) and time.time() < deadline:
+            while os.path.exists(self.pidfile) and time.time() < deadline:
                 time.sleep(0.05)
         if check:
             crashes = self.crashes()
