@@ -6,7 +6,10 @@
 #include <string.h>
 
 #define MC_SLOTS_MAGIC "MCSLOTS\0"
-#define MC_SLOTS_VERSION 1
+/* 2: the stripe head's spare word became the list of free short slots. A version 1 block
+ * (that word always 0) is a valid version 2 block and is attached as one. */
+#define MC_SLOTS_VERSION 2
+#define MC_SLOTS_VERSION_OLDEST 1
 #define ALIGN64(x) (((x) + 63) & ~(apr_uint64_t)63)
 
 /* Everything in the block is fixed-width and placed by offset. */
@@ -34,7 +37,7 @@ typedef struct {
     apr_uint32_t used;                  /* entries held (atomic stores: read without lock) */
     apr_uint32_t fresh;                 /* slots [fresh, B) were never used */
     apr_uint32_t free_head;             /* slot + 1 of the first free slot, 0 = none */
-    apr_uint32_t pad;
+    apr_uint32_t free_short;            /* the same for short slots (slot_is_short) */
     apr_uint64_t evictions;
     unsigned char pad2[40];
 } mc_slots_stripe;
@@ -232,6 +235,7 @@ static void stripe_reset(mc_slots *t, mc_slots_stripe *st)
     memset(index_of(t, st), 0, (apr_size_t)t->ixn * sizeof(mc_slots_ix));
     st->fresh = 0;
     st->free_head = 0;
+    st->free_short = 0;
     apr_atomic_set32(&st->used, 0);
 }
 
@@ -287,7 +291,8 @@ apr_status_t mc_slots_attach(void *block, apr_size_t size, apr_uint32_t entries,
 
     if (!block || ((apr_uintptr_t)block & 63) || size < HEADER_BYTES
         || memcmp(h->magic, MC_SLOTS_MAGIC, sizeof(h->magic))
-        || h->version != MC_SLOTS_VERSION || h->header_bytes != HEADER_BYTES
+        || h->version < MC_SLOTS_VERSION_OLDEST || h->version > MC_SLOTS_VERSION
+        || h->header_bytes != HEADER_BYTES
         || h->key_max != MC_SLOTS_KEY_MAX || h->lock_bytes != MC_SLOTS_LOCK_BYTES) {
         return APR_EINVAL;
     }
@@ -298,6 +303,9 @@ apr_status_t mc_slots_attach(void *block, apr_size_t size, apr_uint32_t entries,
         || h->total_bytes != g.total || size < g.total) {
         return APR_EMISMATCH;
     }
+    /* Marked as ours: a module that predates the short-slot list would leave the slots on it
+     * neither used nor free, so it must refuse the block rather than attach it. */
+    h->version = MC_SLOTS_VERSION;
     t = apr_pcalloc(p, sizeof(*t));
     handle_init(t, block, &g, value_max);
     *out = t;
@@ -423,12 +431,57 @@ void mc_slots_prefetch(const mc_slots *t, const mc_slots_key *k)
     (void)sink;
 }
 
-static void slot_free(const stripe_ref *r, apr_uint32_t slot)
+/* Where slots fall on pages. Reading an entry costs a TLB entry (and, where memory goes
+ * unread for seconds, a trip through the hypervisor) per page it spans. A slot smaller than
+ * a page is "short" when less than two thirds of it lie before the next page boundary: a
+ * session there would run onto a second page. Small values (spent-state markers, locks)
+ * are given short slots first and large ones the others, so the entries read on every
+ * request stay on one page. Only a preference: any free slot holds any value. */
+#define PAGE_BYTES 4096
+
+static int slot_is_short(const stripe_ref *r, apr_uint32_t slot)
+{
+    apr_uint32_t room;
+    if (r->t->slot_bytes >= PAGE_BYTES) {
+        return 0;
+    }
+    room = PAGE_BYTES
+           - (apr_uint32_t)((apr_uintptr_t)slot_at(r->t, r->st, slot) & (PAGE_BYTES - 1));
+    return room < r->t->slot_bytes / 3 * 2;
+}
+
+static int value_is_small(const mc_slots *t, apr_size_t len)
+{
+    return sizeof(mc_slots_slot) + len <= t->slot_bytes / 3;
+}
+
+/* The free list slot belongs on. */
+static apr_uint32_t *free_list(const stripe_ref *r, apr_uint32_t slot)
+{
+    return slot_is_short(r, slot) ? &r->st->free_short : &r->st->free_head;
+}
+
+static void free_push(const stripe_ref *r, apr_uint32_t slot)
 {
     mc_slots_slot *sl = slot_at(r->t, r->st, slot);
+    apr_uint32_t *head = free_list(r, slot);
     sl->state = SLOT_FREE;
-    sl->next_free = r->st->free_head;
-    r->st->free_head = slot + 1;
+    sl->next_free = *head;
+    *head = slot + 1;
+}
+
+static apr_uint32_t free_pop(const stripe_ref *r, apr_uint32_t *head)
+{
+    apr_uint32_t s = *head;
+    if (s) {
+        *head = slot_at(r->t, r->st, s - 1)->next_free;
+    }
+    return s;
+}
+
+static void slot_free(const stripe_ref *r, apr_uint32_t slot)
+{
+    free_push(r, slot);
     apr_atomic_dec32(&r->st->used);
 }
 
@@ -492,15 +545,23 @@ static void evict_soonest(const stripe_ref *r)
     }
 }
 
-/* A free slot: from the free list, else never used; 0 = none, else slot + 1. */
-static apr_uint32_t slot_take(const stripe_ref *r)
+/* A free slot for a value of len bytes; 0 = none, else slot + 1. First a free slot of the
+ * value's kind (short for a small value), then a never-used one (one of the other kind is
+ * put on its list and the next taken instead), then one of the other kind. */
+static apr_uint32_t slot_take(const stripe_ref *r, apr_size_t len)
 {
-    apr_uint32_t s = r->st->free_head;
-    if (s) {
-        r->st->free_head = slot_at(r->t, r->st, s - 1)->next_free;
-    }
-    else if (r->st->fresh < r->t->b) {
+    int small = value_is_small(r->t, len);
+    apr_uint32_t s = free_pop(r, small ? &r->st->free_short : &r->st->free_head);
+
+    if (!s && r->st->fresh < r->t->b) {
         s = ++r->st->fresh;
+        if (slot_is_short(r, s - 1) != small && r->st->fresh < r->t->b) {
+            free_push(r, s - 1);
+            s = ++r->st->fresh;
+        }
+    }
+    if (!s) {
+        s = free_pop(r, small ? &r->st->free_head : &r->st->free_short);
     }
     if (s) {
         apr_atomic_inc32(&r->st->used);
@@ -606,12 +667,12 @@ static apr_status_t store(mc_slots *t, const mc_slots_key *k, apr_time_t now,
         r.ix[i].expiry = expiry;
         return APR_SUCCESS;
     }
-    if (!(s = slot_take(&r))) {
+    if (!(s = slot_take(&r, len))) {
         if (!sweep_expired(&r, now)) {
             evict_soonest(&r);
             rv = MC_SLOTS_EVICTED;
         }
-        s = slot_take(&r);
+        s = slot_take(&r, len);
         find(&r, k, &hole);             /* entries moved: where it goes now */
     }
     slot_fill(slot_at(t, r.st, s - 1), k, expiry, val, len, 0);
@@ -672,6 +733,7 @@ apr_status_t mc_slots_stripe_verify(const mc_slots *t, unsigned stripe)
 {
     stripe_ref r;
     apr_uint32_t i, n = 0, used = 0, free_n = 0, f;
+    int k;
 
     if (stripe >= t->stripes) {
         return APR_EINVAL;
@@ -707,10 +769,13 @@ apr_status_t mc_slots_stripe_verify(const mc_slots *t, unsigned stripe)
     for (i = 0; i < r.st->fresh; i++) {
         used += slot_at(t, r.st, i)->state == SLOT_USED;
     }
-    for (f = r.st->free_head; f; f = slot_at(t, r.st, f - 1)->next_free) {
-        if (f > r.st->fresh || slot_at(t, r.st, f - 1)->state != SLOT_FREE
-            || ++free_n > r.st->fresh) {
-            return APR_EGENERAL;
+    for (k = 0; k < 2; k++) {
+        for (f = k ? r.st->free_short : r.st->free_head; f;
+             f = slot_at(t, r.st, f - 1)->next_free) {
+            if (f > r.st->fresh || slot_at(t, r.st, f - 1)->state != SLOT_FREE
+                || ++free_n > r.st->fresh) {
+                return APR_EGENERAL;
+            }
         }
     }
     if (n != used || used + free_n != r.st->fresh || apr_atomic_read32(&r.st->used) != n) {
@@ -731,8 +796,9 @@ void mc_slots_stripe_rebuild(mc_slots *t, unsigned stripe)
     fresh = r.st->fresh > t->b ? t->b : r.st->fresh;
     memset(r.ix, 0, (apr_size_t)t->ixn * sizeof(mc_slots_ix));
     r.st->free_head = 0;
+    r.st->free_short = 0;
     r.st->fresh = fresh;
-    /* Backwards, so the free list hands out low slots first. */
+    /* Backwards, so the free lists hand out low slots first. */
     for (i = fresh; i-- > 0;) {
         mc_slots_slot *sl = slot_at(t, r.st, i);
         mc_slots_key k;
@@ -755,9 +821,7 @@ void mc_slots_stripe_rebuild(mc_slots *t, unsigned stripe)
                 keep = 0;
             }
             else {
-                other->state = SLOT_FREE;
-                other->next_free = r.st->free_head;
-                r.st->free_head = r.ix[at].slot;
+                free_push(&r, r.ix[at].slot - 1);
                 r.ix[at].slot = i + 1;
                 r.ix[at].expiry = sl->expiry;
                 sl->tag = tag_of(&k);
@@ -765,9 +829,7 @@ void mc_slots_stripe_rebuild(mc_slots *t, unsigned stripe)
             }
         }
         if (!keep) {
-            sl->state = SLOT_FREE;
-            sl->next_free = r.st->free_head;
-            r.st->free_head = i + 1;
+            free_push(&r, i);
             continue;
         }
         sl->tag = tag_of(&k);

@@ -12,12 +12,14 @@
  * (beyond the header, written only by a rebuild). Each stripe has:
  *   - MC_SLOTS_LOCK_BYTES of opaque room for the caller's lock (zeroed by create, never
  *     touched by the table), so the locks can live in the same shared block;
- *   - B data slots (key, expiry, value of up to R bytes), handed out from a free list;
+ *   - B data slots (key, expiry, value of up to R bytes), handed out from two free lists:
+ *     slots that a page boundary cuts early go to small values first, the others to large
+ *     ones, so a large value (a session, read on every request) spans one page, not two;
  *   - an open-addressing index (linear probing) of at least 2 B entries of 16 bytes, each
  *     a hash tag, a slot number and the expiry. At most half of it is ever used, so a
  *     lookup reads about 1.5 entries (hit) or 2.5 (miss) whatever the number of entries.
  * Removal shifts the following index entries back (no tombstones) and returns the data
- * slot to the free list at once, so a stripe always holds exactly B entries when full.
+ * slot to its free list at once, so a stripe always holds exactly B entries when full.
  *
  * Capacity. A table made for N entries has B slots per stripe, B >= N / S. With S = 1
  * (N < 2 * MC_SLOTS_STRIPE_MIN_ENTRIES) B = N: exactly N entries, whatever the keys. With

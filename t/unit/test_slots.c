@@ -3,6 +3,7 @@
 #include "mc_slots.h"
 
 #include <apr_general.h>
+#include <apr_hash.h>
 #include <apr_strings.h>
 #include <apr_thread_proc.h>
 #include <pthread.h>
@@ -12,15 +13,22 @@
 static const apr_time_t T0 = APR_TIME_C(1000000000);
 #define LATER (T0 + apr_time_from_sec(3600))
 
-/* A block as apr_shm would give: aligned, not zeroed (garbage must not matter). */
-static void *block_for(apr_pool_t *p, apr_uint32_t n, apr_uint32_t r, apr_size_t *size)
+/* A block starting on a multiple of align, not zeroed (garbage must not matter). */
+static void *block_aligned(apr_pool_t *p, apr_uint32_t n, apr_uint32_t r, apr_size_t *size,
+                           apr_size_t align)
 {
     unsigned char *raw;
     *size = mc_slots_size_for(n, r);
-    raw = apr_palloc(p, *size + 64);
-    raw += 64 - ((apr_uintptr_t)raw & 63);
+    raw = apr_palloc(p, *size + align);
+    raw += align - ((apr_uintptr_t)raw & (align - 1));
     memset(raw, 0xA5, *size);
     return raw;
+}
+
+/* A block as apr_shm would give: 64-byte aligned. */
+static void *block_for(apr_pool_t *p, apr_uint32_t n, apr_uint32_t r, apr_size_t *size)
+{
+    return block_aligned(p, n, r, size, 64);
 }
 
 static mc_slots *table(apr_pool_t *p, apr_uint32_t n, apr_uint32_t r)
@@ -330,6 +338,101 @@ static void test_prefetch(apr_pool_t *p)
     }
     mc_slots_prefetch(t, &k);
     CHECK(copy != NULL, "a slot's value length out of range is not followed");
+}
+
+#define REC 2976                        /* the module's record size (mod_mc_store.h) */
+#define SESSION_BYTES 1500              /* a session with wallet and profile, sealed */
+#define SLOT_HEAD 96                    /* slot header and key before the value (mc_slots.c) */
+
+static apr_status_t put_session(mc_slots *t, const char *key, char *buf)
+{
+    mc_slots_key k;
+    apr_status_t rv = mc_slots_key_make(t, key, &k);
+    memset(buf, 'x', SESSION_BYTES);
+    memcpy(buf, "SESSION!", 8);
+    memcpy(buf + 8, key, strlen(key));
+    return rv ? rv : mc_slots_put(t, &k, T0, LATER, (unsigned char *)buf, SESSION_BYTES);
+}
+
+/* Live sessions of the block (values that start "SESSION!" then a key in live) that span
+ * two pages from their slot's start to their value's end; *seen counts those found. */
+static int sessions_across_pages(const unsigned char *b, apr_size_t size, apr_hash_t *live,
+                                 int *seen)
+{
+    const unsigned char *at = b, *end = b + size;
+    int across = 0;
+    *seen = 0;
+    while ((at = memmem(at, end - at, "SESSION!", 8)) != NULL) {
+        if (apr_hash_get(live, at + 8, 34)) {
+            apr_uintptr_t first = (apr_uintptr_t)(at - SLOT_HEAD);
+            apr_uintptr_t last = (apr_uintptr_t)(at + SESSION_BYTES - 1);
+            (*seen)++;
+            across += (first >> 12) != (last >> 12);
+        }
+        at += 8;
+    }
+    return across;
+}
+
+/* Sessions are read on every request: each should cost one page, not two. Logins leave as
+ * many small entries (spent-state markers, locks) among them; the table hands those the
+ * slots a page boundary cuts early. */
+static void test_pages(apr_pool_t *p)
+{
+    apr_uint32_t n = 8000, i, live_n = 0;
+    apr_size_t size;
+    unsigned char *b = block_aligned(p, n, REC, &size, 4096);   /* pages as in shm */
+    char *buf = apr_palloc(p, SESSION_BYTES);
+    char (*keys)[40] = apr_palloc(p, 4500 * sizeof(*keys));
+    char marker[40], lock[40];
+    apr_hash_t *live = apr_hash_make(p);
+    mc_slots *t = NULL;
+    unsigned seed = 23;
+    int seen, across, bad = 0;
+
+    CHECK(mc_slots_create(b, size, n, REC, p, &t) == APR_SUCCESS, "a table of 3 KiB slots");
+    for (i = 0; i < 3500; i++) {
+        random_key(marker, &seed);
+        bad += put(t, marker, T0, LATER, "used") != APR_SUCCESS;
+        random_key(keys[i], &seed);
+        random_key(lock, &seed);
+        bad += put(t, lock, T0, LATER, "lock") != APR_SUCCESS;
+        bad += put_session(t, keys[i], buf) != APR_SUCCESS;
+        bad += del(t, lock, T0) != APR_SUCCESS;
+        if (i % 3 == 0) {
+            bad += del(t, marker, T0) != APR_SUCCESS;
+        }
+    }
+    /* Churn: a third of the sessions end, others begin in the slots they leave. */
+    for (i = 0; i < 3500; i += 3) {
+        bad += del(t, keys[i], T0) != APR_SUCCESS;
+    }
+    for (i = 3500; i < 4500; i++) {
+        random_key(marker, &seed);
+        bad += put(t, marker, T0, LATER, "used") != APR_SUCCESS;
+        random_key(keys[i], &seed);
+        bad += put_session(t, keys[i], buf) != APR_SUCCESS;
+    }
+    for (i = 0; i < 4500; i++) {
+        if (i >= 3500 || i % 3) {
+            apr_hash_set(live, keys[i], 34, "");
+            live_n++;
+        }
+    }
+    across = sessions_across_pages(b, size, live, &seen);
+    NOTE("%d of %d live sessions span two pages", across, seen);
+    CHECK(bad == 0 && all_verify(t), "logins, lock and marker churn: every operation done");
+    CHECK(seen == (int)live_n && across == 0, "every live session lies on one page");
+
+    /* Only a preference: a table of large values alone still holds its N. */
+    CHECK(mc_slots_create(b, size, n, REC, p, &t) == APR_SUCCESS, "the table again, empty");
+    for (i = 0, bad = 0; i < n; i++) {
+        char key[40];
+        random_key(key, &seed);
+        bad += put_session(t, key, buf) != APR_SUCCESS;
+    }
+    CHECK(bad == 0 && used(t) == n && evictions(t) == 0 && all_verify(t),
+          "N large values fill a table for N: short slots taken when the others run out");
 }
 
 static void test_enospc(apr_pool_t *p)
@@ -655,6 +758,18 @@ static void test_threads(apr_pool_t *p)
     }
 }
 
+/* How many of the n keys random_key makes from seed do not hold themselves. */
+static int lost_keys(mc_slots *t, unsigned seed, int n)
+{
+    char key[40];
+    int i, lost = 0;
+    for (i = 0; i < n; i++) {
+        random_key(key, &seed);
+        lost += !holds(t, key, T0, key);
+    }
+    return lost;
+}
+
 static void test_attach(apr_pool_t *p)
 {
     apr_size_t size;
@@ -671,11 +786,7 @@ static void test_attach(apr_pool_t *p)
         put(t, key, T0, LATER, key);
     }
     CHECK(mc_slots_attach(b, size, 5000, 100, p, &again) == APR_SUCCESS, "attach to a made table");
-    seed = 5;
-    for (i = 0; i < 3000; i++) {
-        random_key(key, &seed);
-        lost += !holds(again, key, T0, key);
-    }
+    lost = lost_keys(again, 5, 3000);
     CHECK(lost == 0 && used(again) == 3000, "every entry there through the second handle");
 
     /* No pointers inside: the same bytes at another address are the same table. */
@@ -685,11 +796,7 @@ static void test_attach(apr_pool_t *p)
     memset(b, 0, size);
     CHECK(mc_slots_attach(moved, size, 5000, 100, p, &again) == APR_SUCCESS,
           "attach at another address");
-    seed = 5;
-    for (i = 0, lost = 0; i < 3000; i++) {
-        random_key(key, &seed);
-        lost += !holds(again, key, T0, key);
-    }
+    lost = lost_keys(again, 5, 3000);
     CHECK(lost == 0 && all_verify(again), "every entry still there");
 
     CHECK(mc_slots_attach(moved, size, 5001, 100, p, &again) == APR_EMISMATCH,
@@ -708,6 +815,14 @@ static void test_attach(apr_pool_t *p)
           "another version: EINVAL");
     moved[8] ^= 1;
     CHECK(mc_slots_attach(moved, size, 5000, 100, p, &again) == APR_SUCCESS, "restored: attaches");
+    /* Version 1 differs only in a word it kept at 0 (the short-slot list): attached, and
+     * marked version 2 so that a module of version 1 no longer takes it. */
+    memcpy(moved + 8, &(apr_uint32_t){ 1 }, 4);
+    CHECK(mc_slots_attach(moved, size, 5000, 100, p, &again) == APR_SUCCESS
+          && memcmp(moved + 8, &(apr_uint32_t){ 2 }, 4) == 0,
+          "a version 1 block attaches and becomes version 2");
+    lost = lost_keys(again, 5, 3000);
+    CHECK(lost == 0 && all_verify(again), "its entries all there");
 }
 
 static void rebuilt(void *baton, unsigned stripe, apr_uint32_t kept)
@@ -779,6 +894,7 @@ int main(void)
     test_expiry_and_add(p);
     test_touch(p);
     test_prefetch(p);
+    test_pages(p);
     test_enospc(p);
     test_eviction(p);
     test_capacity(p);
