@@ -794,9 +794,8 @@ void mc_slots_stripe_rebuild(mc_slots *t, unsigned stripe)
     }
     ref_of(t, stripe, &r);
     fresh = r.st->fresh > t->b ? t->b : r.st->fresh;
-    memset(r.ix, 0, (apr_size_t)t->ixn * sizeof(mc_slots_ix));
-    r.st->free_head = 0;
-    r.st->free_short = 0;
+    /* Emptied as at create, but the slots ever used are kept to be sorted out below. */
+    stripe_reset(t, r.st);
     r.st->fresh = fresh;
     /* Backwards, so the free lists hand out low slots first. */
     for (i = fresh; i-- > 0;) {

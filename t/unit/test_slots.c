@@ -344,14 +344,14 @@ static void test_prefetch(apr_pool_t *p)
 #define SESSION_BYTES 1500              /* a session with wallet and profile, sealed */
 #define SLOT_HEAD 96                    /* slot header and key before the value (mc_slots.c) */
 
+/* A session-sized value in buf (SESSION_BYTES + 1), findable in the block by its key. */
 static apr_status_t put_session(mc_slots *t, const char *key, char *buf)
 {
-    mc_slots_key k;
-    apr_status_t rv = mc_slots_key_make(t, key, &k);
     memset(buf, 'x', SESSION_BYTES);
     memcpy(buf, "SESSION!", 8);
     memcpy(buf + 8, key, strlen(key));
-    return rv ? rv : mc_slots_put(t, &k, T0, LATER, (unsigned char *)buf, SESSION_BYTES);
+    buf[SESSION_BYTES] = '\0';
+    return put(t, key, T0, LATER, buf);
 }
 
 /* Live sessions of the block (values that start "SESSION!" then a key in live) that span
@@ -382,7 +382,7 @@ static void test_pages(apr_pool_t *p)
     apr_uint32_t n = 8000, i, live_n = 0;
     apr_size_t size;
     unsigned char *b = block_aligned(p, n, REC, &size, 4096);   /* pages as in shm */
-    char *buf = apr_palloc(p, SESSION_BYTES);
+    char *buf = apr_palloc(p, SESSION_BYTES + 1);
     char (*keys)[40] = apr_palloc(p, 4500 * sizeof(*keys));
     char marker[40], lock[40];
     apr_hash_t *live = apr_hash_make(p);
