@@ -13,8 +13,9 @@
  * page costs when many sessions are in use and each is read again only every few seconds:
  * on the bench's virtual machine memory left alone for seconds costs more to read again, more
  * the longer it was left (our reading, not confirmed from inside the guest: the host ages
- * the guest's idle memory, and the next touch pays for it). Prints microseconds per page:
- *   first 5.81 again 0.03 idle 1.70
+ * the guest's idle memory, and the next touch pays for it). Prints its pages and IDLE, then
+ * microseconds per page:
+ *   pages 32768 idle_s 10 first 5.81 again 0.03 idle 1.70
  *
  * Build: cc -O2 -o page_cost page_cost.c   Run: ./page_cost [pages, default 32768] */
 #define _GNU_SOURCE
@@ -87,7 +88,8 @@ int main(int argc, char **argv)
         double again = read_pages(m, order, n);
         sleep(IDLE);
         double idle = read_pages(m, order, n);
-        printf("first %.2f again %.2f idle %.2f\n", first, again, idle);
+        printf("pages %zu idle_s %d first %.2f again %.2f idle %.2f\n", n, IDLE, first, again,
+               idle);
         fflush(stdout);
         _exit(0);
     }
