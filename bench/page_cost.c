@@ -12,8 +12,9 @@
  * after the pages lay untouched for IDLE seconds. That last one is what a stored session's
  * page costs when many sessions are in use and each is read again only every few seconds:
  * on the bench's virtual machine memory left alone for seconds costs more to read again, more
- * the longer it was left (our reading, not confirmed from inside the guest: the host ages
- * the guest's idle memory, and the next touch pays for it). Prints its pages and IDLE, then
+ * the longer it was left: the guest kernel's DAMON samples pages by clearing their accessed
+ * bits, and the next touch of a sampled page pays for setting them again (bench/README.md;
+ * 0.03 us with the kdamond stopped). Prints its pages and IDLE, then
  * microseconds per page:
  *   pages 32768 idle_s 10 first 5.81 again 0.03 idle 1.70
  *
