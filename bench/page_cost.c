@@ -90,8 +90,7 @@ int main(int argc, char **argv)
         double again = read_pages(m, order, n);
         sleep(IDLE);
         double idle = read_pages(m, order, n);
-        double cleared = -1;
-        read_pages(m, order, n);        /* every accessed bit set again before clearing them */
+        double cleared = -1;            /* the idle pass set every accessed bit again */
         if (madvise(m, n * PAGE, MADV_COLD) == 0)
             cleared = read_pages(m, order, n);
         printf("pages %zu idle_s %d first %.2f again %.2f idle %.2f cleared %.2f\n", n, IDLE,
